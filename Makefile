@@ -1,0 +1,63 @@
+# kvmtui: the two commands of the README's quick start, and their parts.
+#   make demo   set everything up, bring the lab up, open kvmtui on it
+#   make test   set everything up, run the whole suite (ruff, mypy, pytest)
+# Run as root on Debian 12. Every step is idempotent and quick when already done.
+
+SHELL := /bin/bash
+PY ?= /usr/bin/python3
+VENV := .venv
+BIN := $(VENV)/bin
+LAB_PREFIX ?= kvmtui-
+TEST_PREFIX ?= kvmtuit-
+PYTEST_ARGS ?=
+
+APT_PACKAGES := python3 python3-venv python3-dev gcc pkg-config libvirt-dev \
+	libvirt-daemon-system libvirt-clients qemu-system-x86 dnsmasq-base busybox-static \
+	linux-image-amd64 tcpdump tshark libpcap0.8 conntrack iproute2 iptables nftables \
+	tmux kmod procps
+
+.PHONY: demo test deps venv lint lab-up lab-down lab-status bench screenshots clean
+
+demo: deps venv
+	$(BIN)/kvmtui lab --prefix $(LAB_PREFIX) up
+	$(BIN)/kvmtui lab --prefix $(LAB_PREFIX) exec -- $(CURDIR)/$(BIN)/kvmtui
+	@echo "The lab is still up (kvmtui lab status). Remove it with: $(BIN)/kvmtui lab down"
+
+test: deps venv lint
+	KVMTUI_LAB_PREFIX=$(TEST_PREFIX) $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+deps:
+	@if [ "$$(id -u)" != 0 ]; then echo "make: run as root (the lab needs namespaces and libvirtd)"; exit 1; fi
+	@missing=""; for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+venv: $(VENV)/.stamp
+
+$(VENV)/.stamp: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+lab-up: deps venv
+	$(BIN)/kvmtui lab --prefix $(LAB_PREFIX) up
+lab-down: venv
+	$(BIN)/kvmtui lab --prefix $(LAB_PREFIX) down
+lab-status: venv
+	$(BIN)/kvmtui lab --prefix $(LAB_PREFIX) status
+
+bench: deps venv
+	$(BIN)/python bench/inventory.py
+	$(BIN)/python bench/capture.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

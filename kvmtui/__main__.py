@@ -1,0 +1,5 @@
+import sys
+
+from kvmtui.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The headless core: everything that reads the host. Imports no Textual."""
