@@ -1,0 +1,69 @@
+"""Enter a network namespace for the calling thread only, to open sockets there.
+
+A socket keeps the namespace it was created in, so the lab tests (in the root namespace) and
+the capture engine can read another namespace without forking: enter, create the socket (netlink,
+AF_PACKET, pyroute2's IPRoute), leave. Only the calling thread moves; the rest of the process,
+and the root namespace, are untouched. Python 3.11 has no ``os.setns``, hence ctypes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import socket
+from collections.abc import Iterator
+
+CLONE_NEWNET = 0x40000000
+NETNS_RUN_DIR = "/run/netns"
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+def netns_path(name: str) -> str:
+    return name if name.startswith("/") else os.path.join(NETNS_RUN_DIR, name)
+
+
+def netns_exists(name: str) -> bool:
+    return os.path.exists(netns_path(name))
+
+
+@contextlib.contextmanager
+def in_netns(name: str | None) -> Iterator[None]:
+    """Run the body with this thread in namespace ``name`` (None: stay where we are)."""
+    if name is None:
+        yield
+        return
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        target = os.open(netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        os.close(own)
+        raise FileNotFoundError(f"network namespace {name!r} does not exist") from None
+    try:
+        _setns(target)
+        try:
+            yield
+        finally:
+            _setns(own)
+    finally:
+        os.close(target)
+        os.close(own)
+
+
+def netns_socket(name: str | None, family: int, type: int, proto: int = 0) -> socket.socket:
+    """A socket created inside namespace ``name``."""
+    with in_netns(name):
+        return socket.socket(family, type, proto)
+
+
+def read_netns_file(name: str | None, path: str) -> str:
+    """Read a per-namespace /proc/sys/net file as seen from namespace ``name``."""
+    with in_netns(name), open(path) as f:
+        return f.read()
