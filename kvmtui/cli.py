@@ -25,12 +25,13 @@ _HANDLERS: dict[str, tuple[str, str]] = {
 }
 
 
-def _add_connect(p: argparse.ArgumentParser) -> None:
+def _add_connect(p: argparse.ArgumentParser, top: bool = False) -> None:
+    # subcommands suppress the default so `kvmtui -c URI inventory` keeps the top-level value
     p.add_argument(
         "-c",
         "--connect",
         metavar="URI",
-        default=None,
+        default=None if top else argparse.SUPPRESS,
         help="libvirt connection URI, as for virsh (default: libvirt's own resolution, "
         "LIBVIRT_DEFAULT_URI, then qemu:///system as root)",
     )
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="A terminal network explorer for KVM hosts. Without a subcommand, opens "
         "the explorer on this host.",
     )
-    _add_connect(parser)
+    _add_connect(parser, top=True)
     parser.add_argument("--theme", default=None, help="UI theme: default or presenter")
     parser.set_defaults(command="app")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
