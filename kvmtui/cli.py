@@ -46,18 +46,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_connect(parser, top=True)
     parser.add_argument("--theme", default=None, help="UI theme: default or presenter")
     parser.set_defaults(command="app")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(metavar="COMMAND")
 
     p = sub.add_parser("inventory", help="print the host model (bridges, FDB, networks, VMs)")
+    p.set_defaults(command="inventory")
     _add_connect(p)
     p.add_argument("--json", action="store_true", help="print JSON (a stable interface)")
 
     p = sub.add_parser("path", help="print the path each NIC of a VM takes out of the host")
+    p.set_defaults(command="path")
     _add_connect(p)
     p.add_argument("vm", metavar="VM", help="VM name (or a tap name or a MAC)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("trace", help="capture a VM's packets at every hop of its path")
+    p.set_defaults(command="trace")
     _add_connect(p)
     p.add_argument("vm", metavar="VM", help="VM name (or a tap name or a MAC)")
     p.add_argument("--count", "-n", type=int, default=10, help="stop after N packets")
@@ -67,12 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("dhcp", help="observe a VM's next DHCP exchange and name its server")
+    p.set_defaults(command="dhcp")
     _add_connect(p)
     p.add_argument("vm", metavar="VM", help="VM name (or a tap name or a MAC)")
     p.add_argument("--timeout", type=float, default=60.0)
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("lab", help="the built-in lab: the seed's networks in namespaces")
+    p.set_defaults(command="lab")
     p.add_argument(
         "--prefix",
         default=os.environ.get("KVMTUI_LAB_PREFIX", DEFAULT_LAB_PREFIX),
