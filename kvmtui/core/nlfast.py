@@ -1,0 +1,646 @@
+"""A lean rtnetlink client: raw ``AF_NETLINK`` sockets and struct decoding of the few attributes
+the host model needs.
+
+pyroute2's generic parser builds a full object tree for every message: 3-5 s and ~190 MB for a
+50,000-entry FDB, where ``bridge -j fdb show`` takes 0.22 s. This module asks the kernel to filter
+(``NETLINK_GET_STRICT_CHK`` plus ``NDA_MASTER`` / ``IFLA_MASTER`` / table filters in the request),
+reads with a large receive buffer, and decodes each message with ``struct.unpack_from`` over the
+received bytes, keeping only what :mod:`kvmtui.core.model` has fields for.
+
+The decoders return small plain records (tuples and dicts); :mod:`kvmtui.core.netlink` turns them
+into the model's frozen dataclasses. Constants are the kernel's uapi values (``linux/rtnetlink.h``,
+``if_link.h``, ``neighbour.h``, ``if_bridge.h``, ``net_namespace.h``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from kvmtui.core.netns import _setns, netns_path
+
+# --- netlink / rtnetlink constants -----------------------------------------------------------
+
+NETLINK_ROUTE = 0
+SOL_NETLINK = 270
+NETLINK_EXT_ACK = 11
+NETLINK_GET_STRICT_CHK = 12
+SO_RCVBUFFORCE = 33
+
+NLM_F_REQUEST = 0x01
+NLM_F_MULTI = 0x02
+NLM_F_ACK = 0x04
+NLM_F_DUMP_INTR = 0x10
+NLM_F_DUMP = 0x300
+
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
+RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
+RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
+RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
+RTM_NEWNSID, RTM_GETNSID = 88, 90
+
+AF_UNSPEC = 0
+AF_INET = socket.AF_INET
+AF_INET6 = socket.AF_INET6
+AF_BRIDGE = 7
+
+NLA_TYPE_MASK = 0x3FFF
+
+# ifinfomsg / IFLA_*
+IFLA_ADDRESS = 1
+IFLA_IFNAME = 3
+IFLA_MTU = 4
+IFLA_LINK = 5
+IFLA_MASTER = 10
+IFLA_OPERSTATE = 16
+IFLA_LINKINFO = 18
+IFLA_STATS64 = 23
+IFLA_EXT_MASK = 29
+IFLA_LINK_NETNSID = 37
+IFLA_PARENT_DEV_NAME = 56
+IFLA_INFO_KIND = 1
+IFLA_INFO_DATA = 2
+IFLA_INFO_SLAVE_KIND = 4
+IFLA_INFO_SLAVE_DATA = 5
+IFLA_BR_FORWARD_DELAY = 1
+IFLA_BR_STP_STATE = 5
+IFLA_BRPORT_STATE = 1
+IFLA_BRPORT_PRIORITY = 2
+IFLA_BRPORT_COST = 3
+IFLA_BRPORT_LEARNING = 8
+IFLA_BRPORT_UNICAST_FLOOD = 9
+IFLA_TUN_TYPE = 3
+IFF_TUN = 0x0001
+IFF_TAP = 0x0002
+IFF_LOOPBACK = 0x8
+IFF_PROMISC = 0x100
+ARPHRD_LOOPBACK = 772
+ARPHRD_NONE = 0xFFFE
+
+# ifaddrmsg / IFA_*
+IFA_ADDRESS = 1
+IFA_LOCAL = 2
+
+# rtmsg / RTA_*
+RTA_DST = 1
+RTA_OIF = 4
+RTA_GATEWAY = 5
+RTA_PREFSRC = 7
+RTA_MULTIPATH = 9
+RTA_TABLE = 15
+RT_TABLE_MAIN = 254
+RTN_UNICAST = 1
+
+# ndmsg / NDA_*
+NDA_DST = 1
+NDA_LLADDR = 2
+NDA_CACHEINFO = 3
+NDA_VLAN = 5
+NDA_MASTER = 9
+NTF_SELF = 0x02
+NTF_MASTER = 0x04
+NTF_PROXY = 0x08
+NTF_EXT_LEARNED = 0x10
+NUD_INCOMPLETE = 0x01
+NUD_REACHABLE = 0x02
+NUD_STALE = 0x04
+NUD_DELAY = 0x08
+NUD_PROBE = 0x10
+NUD_FAILED = 0x20
+NUD_NOARP = 0x40
+NUD_PERMANENT = 0x80
+USER_HZ = 100  # clock_t ticks per second in NDA_CACHEINFO and IFLA_BR_* timers
+
+# netns ids
+NETNSA_NSID = 1
+NETNSA_FD = 3
+
+OPERSTATES = ("unknown", "notpresent", "down", "lowerlayerdown", "testing", "dormant", "up")
+STP_STATES = ("disabled", "listening", "learning", "forwarding", "blocking")
+NUD_NAMES = (
+    (NUD_PERMANENT, "permanent"),
+    (NUD_NOARP, "noarp"),
+    (NUD_REACHABLE, "reachable"),
+    (NUD_STALE, "stale"),
+    (NUD_DELAY, "delay"),
+    (NUD_PROBE, "probe"),
+    (NUD_FAILED, "failed"),
+    (NUD_INCOMPLETE, "incomplete"),
+)
+
+_NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
+_NLA = struct.Struct("=HH")
+_IFINFO = struct.Struct("=BxHiII")  # family, type, index, flags, change
+_IFADDR = struct.Struct("=BBBBi")  # family, prefixlen, flags, scope, index
+_RTMSG = struct.Struct("=BBBBBBBBI")  # family dst_len src_len tos table proto scope type flags
+_NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
+_U32 = struct.Struct("=I")
+_I32 = struct.Struct("=i")
+_U16 = struct.Struct("=H")
+_STATS64 = struct.Struct(
+    "=8Q"
+)  # rx_packets tx_packets rx_bytes tx_bytes rx_err tx_err rx_drop tx_drop
+_CACHEINFO = struct.Struct("=IIII")  # confirmed, used, updated, refcnt
+_RTNH = struct.Struct("=HBBi")  # len, flags, hops, ifindex
+
+RECV_SIZE = 1 << 16  # the kernel fills dump skbs of up to 32 KiB
+RCVBUF = 8 << 20
+
+
+class NetlinkError(Exception):
+    """Reading netlink failed; ``str(exc)`` is one line a user can act on."""
+
+
+class NetnsGone(NetlinkError):
+    """The network namespace asked for does not exist (or vanished)."""
+
+
+# --- namespaces ------------------------------------------------------------------------------
+
+
+class NsHandle:
+    """An open reference to a network namespace.
+
+    Holding the fd keeps the namespace alive even if ``ip netns del`` runs meanwhile, so one
+    read sees one consistent namespace; entering it uses the fd, never the path again.
+    """
+
+    def __init__(self, name: str | None) -> None:
+        self.name = name
+        self.fd: int | None = None
+        if name is not None:
+            try:
+                self.fd = os.open(netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise NetnsGone(f"network namespace {name!r} does not exist") from None
+            except OSError as exc:
+                raise NetlinkError(
+                    f"cannot open network namespace {name!r}: {exc.strerror}"
+                ) from None
+
+    @contextlib.contextmanager
+    def entered(self) -> Iterator[None]:
+        """This thread inside the namespace for the body (a no-op for the current one)."""
+        if self.fd is None:
+            yield
+            return
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            try:
+                _setns(self.fd)
+            except OSError as exc:
+                raise NetlinkError(
+                    f"cannot enter network namespace {self.name!r}: {exc} (are you root?)"
+                ) from None
+            try:
+                yield
+            finally:
+                _setns(own)
+        finally:
+            os.close(own)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> NsHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def read_file(self, path: str) -> str:
+        with self.entered(), open(path) as f:
+            return f.read()
+
+
+# --- socket ----------------------------------------------------------------------------------
+
+
+def nl_socket(groups: int = 0, rcvbuf: int = RCVBUF) -> socket.socket:
+    """A NETLINK_ROUTE socket in the calling thread's namespace, strict checking on."""
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
+    try:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
+        except OSError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        for opt in (NETLINK_GET_STRICT_CHK, NETLINK_EXT_ACK):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(SOL_NETLINK, opt, 1)
+        sock.bind((0, groups))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def nla(atype: int, payload: bytes) -> bytes:
+    """One netlink attribute, padded to 4 bytes."""
+    n = 4 + len(payload)
+    return _NLA.pack(n, atype) + payload + b"\0" * ((4 - n % 4) % 4)
+
+
+class NlConn:
+    """A request/dump connection on one NETLINK_ROUTE socket (one namespace, one thread)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.seq = 0
+        self.interrupted = False  # a dump saw NLM_F_DUMP_INTR (the table changed meanwhile)
+
+    @classmethod
+    def open(cls, ns: NsHandle) -> NlConn:
+        try:
+            with ns.entered():
+                return cls(nl_socket())
+        except NetlinkError:
+            raise
+        except OSError as exc:
+            raise NetlinkError(f"cannot open a netlink socket: {exc.strerror}") from None
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> NlConn:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _send(self, mtype: int, flags: int, body: bytes) -> int:
+        self.seq += 1
+        msg = _NLMSGHDR.pack(16 + len(body), mtype, flags, self.seq, 0) + body
+        try:
+            self.sock.send(msg)
+        except OSError as exc:
+            raise NetlinkError(f"netlink request failed: {exc.strerror}") from None
+        return self.seq
+
+    def messages(
+        self, mtype: int, body: bytes, dump: bool = True
+    ) -> Iterator[tuple[int, bytes, int, int]]:
+        """Send a request; yield ``(type, data, payload_start, msg_end)`` of every reply message."""
+        flags = NLM_F_REQUEST | (NLM_F_DUMP if dump else NLM_F_ACK)
+        seq = self._send(mtype, flags, body)
+        recv = self.sock.recv
+        unpack = _NLMSGHDR.unpack_from
+        while True:
+            try:
+                data = recv(RECV_SIZE)
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    raise NetlinkError("netlink dump overran the receive buffer") from None
+                raise NetlinkError(f"netlink read failed: {exc.strerror}") from None
+            pos = 0
+            n = len(data)
+            while pos + 16 <= n:
+                mlen, t, mflags, mseq, _pid = unpack(data, pos)
+                if mlen < 16:
+                    raise NetlinkError("malformed netlink message")
+                end = pos + mlen
+                if mseq != seq:
+                    pos = (end + 3) & ~3
+                    continue
+                if t == NLMSG_DONE:
+                    return
+                if t == NLMSG_ERROR:
+                    (code,) = _I32.unpack_from(data, pos + 16)
+                    if code == 0:  # an ACK
+                        if not dump:
+                            return
+                    else:
+                        raise NetlinkError(f"netlink request {mtype} refused: {os.strerror(-code)}")
+                else:
+                    if mflags & NLM_F_DUMP_INTR:
+                        self.interrupted = True
+                    yield t, data, pos + 16, end
+                pos = (end + 3) & ~3
+
+
+# --- decoded records -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class RawLink:
+    index: int
+    name: str = ""
+    kind: str | None = None  # IFLA_INFO_KIND
+    slave_kind: str | None = None
+    arphrd: int = 0
+    flags: int = 0
+    mac: str = ""
+    mtu: int = 0
+    link: int | None = None  # IFLA_LINK
+    master: int | None = None
+    operstate: int = 0
+    netnsid: int | None = None  # IFLA_LINK_NETNSID
+    parent_dev: str | None = None
+    stats: tuple[int, ...] | None = None  # rx_packets tx_packets rx_bytes tx_bytes ... (8)
+    tun_type: int | None = None
+    br_stp: int | None = None
+    br_fwd_delay: int | None = None  # clock_t
+    port: dict[int, int] = field(default_factory=dict)  # IFLA_BRPORT_* -> value
+
+
+def _cstr(data: bytes, start: int, end: int) -> str:
+    raw = data[start:end]
+    nul = raw.find(b"\0")
+    return (raw if nul < 0 else raw[:nul]).decode("utf-8", "replace")
+
+
+def _attrs(data: bytes, pos: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """Yield ``(type, payload_start, payload_end)`` of the attributes in ``data[pos:end]``."""
+    unpack = _NLA.unpack_from
+    while pos + 4 <= end:
+        alen, atype = unpack(data, pos)
+        if alen < 4:
+            return
+        yield atype & NLA_TYPE_MASK, pos + 4, pos + alen
+        pos += (alen + 3) & ~3
+
+
+def _decode_linkinfo(data: bytes, pos: int, end: int, rl: RawLink) -> None:
+    info_data: tuple[int, int] | None = None
+    slave_data: tuple[int, int] | None = None
+    for t, s, e in _attrs(data, pos, end):
+        if t == IFLA_INFO_KIND:
+            rl.kind = _cstr(data, s, e)
+        elif t == IFLA_INFO_DATA:
+            info_data = (s, e)
+        elif t == IFLA_INFO_SLAVE_KIND:
+            rl.slave_kind = _cstr(data, s, e)
+        elif t == IFLA_INFO_SLAVE_DATA:
+            slave_data = (s, e)
+    if info_data is not None:
+        if rl.kind == "bridge":
+            for t, s, _e in _attrs(data, *info_data):
+                if t == IFLA_BR_STP_STATE:
+                    rl.br_stp = _U32.unpack_from(data, s)[0]
+                elif t == IFLA_BR_FORWARD_DELAY:
+                    rl.br_fwd_delay = _U32.unpack_from(data, s)[0]
+        elif rl.kind == "tun":
+            for t, s, _e in _attrs(data, *info_data):
+                if t == IFLA_TUN_TYPE:
+                    rl.tun_type = data[s]
+    if slave_data is not None and rl.slave_kind == "bridge":
+        port = rl.port
+        for t, s, e in _attrs(data, *slave_data):
+            if t in (IFLA_BRPORT_STATE, IFLA_BRPORT_LEARNING, IFLA_BRPORT_UNICAST_FLOOD):
+                port[t] = data[s]
+            elif t == IFLA_BRPORT_PRIORITY:
+                port[t] = _U16.unpack_from(data, s)[0]
+            elif t == IFLA_BRPORT_COST and e - s >= 4:
+                port[t] = _U32.unpack_from(data, s)[0]
+
+
+def decode_link(data: bytes, pos: int, end: int) -> RawLink:
+    _family, arphrd, index, flags, _change = _IFINFO.unpack_from(data, pos)
+    rl = RawLink(index=index, arphrd=arphrd, flags=flags)
+    for t, s, e in _attrs(data, pos + 16, end):
+        if t == IFLA_IFNAME:
+            rl.name = _cstr(data, s, e)
+        elif t == IFLA_ADDRESS:
+            rl.mac = data[s:e].hex(":")
+        elif t == IFLA_MTU:
+            rl.mtu = _U32.unpack_from(data, s)[0]
+        elif t == IFLA_LINK:
+            rl.link = _U32.unpack_from(data, s)[0]
+        elif t == IFLA_MASTER:
+            rl.master = _U32.unpack_from(data, s)[0]
+        elif t == IFLA_OPERSTATE:
+            rl.operstate = data[s]
+        elif t == IFLA_LINKINFO:
+            _decode_linkinfo(data, s, e, rl)
+        elif t == IFLA_STATS64 and e - s >= 64:
+            rl.stats = _STATS64.unpack_from(data, s)
+        elif t == IFLA_LINK_NETNSID:
+            rl.netnsid = _I32.unpack_from(data, s)[0]
+        elif t == IFLA_PARENT_DEV_NAME:
+            rl.parent_dev = _cstr(data, s, e)
+    return rl
+
+
+def _link_request(master: int | None = None, kind: str | None = None) -> bytes:
+    body = _IFINFO.pack(AF_UNSPEC, 0, 0, 0, 0)
+    if master is not None:
+        body += nla(IFLA_MASTER, _U32.pack(master))
+    if kind is not None:
+        body += nla(IFLA_LINKINFO, nla(IFLA_INFO_KIND, kind.encode() + b"\0"))
+    return body
+
+
+def dump_links(conn: NlConn, master: int | None = None, kind: str | None = None) -> list[RawLink]:
+    """Every link (or the ports of ``master``, or the links of one ``kind``), kernel-filtered."""
+    out = []
+    for _t, data, pos, end in conn.messages(RTM_GETLINK, _link_request(master, kind)):
+        out.append(decode_link(data, pos, end))
+    return out
+
+
+def dump_link_stats(conn: NlConn) -> dict[str, tuple[int, ...]]:
+    """Name -> IFLA_STATS64 tuple, decoding nothing else."""
+    out: dict[str, tuple[int, ...]] = {}
+    unpack = _NLA.unpack_from
+    stats_unpack = _STATS64.unpack_from
+    for _t, data, pos, end in conn.messages(RTM_GETLINK, _link_request()):
+        p = pos + 16
+        name = ""
+        stats: tuple[int, ...] | None = None
+        while p + 4 <= end:
+            alen, atype = unpack(data, p)
+            if alen < 4:
+                break
+            atype &= NLA_TYPE_MASK
+            if atype == IFLA_IFNAME:
+                name = _cstr(data, p + 4, p + alen)
+            elif atype == IFLA_STATS64 and alen >= 68:
+                stats = stats_unpack(data, p + 4)
+            p += (alen + 3) & ~3
+        if name and stats is not None:
+            out[name] = stats
+    return out
+
+
+def dump_addresses(conn: NlConn) -> dict[int, list[str]]:
+    """ifindex -> ["192.0.2.1/24", "fe80::1/64", ...] (IPv4 first, kernel order within)."""
+    out: dict[int, list[str]] = {}
+    for family in (AF_INET, AF_INET6):
+        body = _IFADDR.pack(family, 0, 0, 0, 0)
+        for _t, data, pos, end in conn.messages(RTM_GETADDR, body):
+            fam, plen, _fl, _scope, index = _IFADDR.unpack_from(data, pos)
+            addr = local = None
+            for t, s, e in _attrs(data, pos + 8, end):
+                if t == IFA_ADDRESS:
+                    addr = data[s:e]
+                elif t == IFA_LOCAL:
+                    local = data[s:e]
+            raw = local if local is not None else addr
+            if raw is None:
+                continue
+            out.setdefault(index, []).append(f"{socket.inet_ntop(fam, raw)}/{plen}")
+    return out
+
+
+@dataclass(slots=True)
+class RawRoute:
+    family: int
+    dst: str
+    oif: int | None
+    gateway: str | None
+    table: int
+    prefsrc: str | None
+    rtype: int
+
+
+def dump_routes(conn: NlConn, table: int = RT_TABLE_MAIN) -> list[RawRoute]:
+    """Routes of one table, IPv4 then IPv6 (the kernel filters by table)."""
+    out = []
+    for family in (AF_INET, AF_INET6):
+        body = _RTMSG.pack(family, 0, 0, 0, table & 0xFF if table < 256 else 0, 0, 0, 0, 0)
+        body += nla(RTA_TABLE, _U32.pack(table))
+        for _t, data, pos, end in conn.messages(RTM_GETROUTE, body):
+            fam, dlen, _sl, _tos, tbl, _proto, _scope, rtype, _fl = _RTMSG.unpack_from(data, pos)
+            dst = gw = src = None
+            oif = None
+            for t, s, e in _attrs(data, pos + 12, end):
+                if t == RTA_DST:
+                    dst = socket.inet_ntop(fam, data[s:e])
+                elif t == RTA_OIF:
+                    oif = _I32.unpack_from(data, s)[0]
+                elif t == RTA_GATEWAY:
+                    gw = socket.inet_ntop(fam, data[s:e])
+                elif t == RTA_PREFSRC:
+                    src = socket.inet_ntop(fam, data[s:e])
+                elif t == RTA_TABLE:
+                    tbl = _U32.unpack_from(data, s)[0]
+                elif t == RTA_MULTIPATH and oif is None and e - s >= 8:
+                    nlen, _nfl, _hops, nif = _RTNH.unpack_from(data, s)
+                    oif = nif
+                    for t2, s2, e2 in _attrs(data, s + 8, s + nlen):
+                        if t2 == RTA_GATEWAY and gw is None:
+                            gw = socket.inet_ntop(fam, data[s2:e2])
+            if tbl != table:
+                continue
+            out.append(
+                RawRoute(fam, f"{dst}/{dlen}" if dlen else "default", oif, gw, tbl, src, rtype)
+            )
+    return out
+
+
+def nud_name(state: int) -> str:
+    for bit, name in NUD_NAMES:
+        if state & bit:
+            return name
+    return "none"
+
+
+def dump_neighbours(conn: NlConn) -> list[tuple[str, str, int, int]]:
+    """ARP and NDP entries: ``(ip, mac or "", ifindex, nud state)``; proxies left out."""
+    out = []
+    for family in (AF_INET, AF_INET6):
+        body = _NDMSG.pack(family, 0, 0, 0, 0)
+        for _t, data, pos, end in conn.messages(RTM_GETNEIGH, body):
+            fam, index, state, flags, _typ = _NDMSG.unpack_from(data, pos)
+            if flags & NTF_PROXY:
+                continue
+            ip = None
+            mac = ""
+            for t, s, e in _attrs(data, pos + 12, end):
+                if t == NDA_DST:
+                    ip = socket.inet_ntop(fam, data[s:e])
+                elif t == NDA_LLADDR:
+                    mac = data[s:e].hex(":")
+            if ip is not None:
+                out.append((ip, mac, index, state))
+    return out
+
+
+FdbRaw = tuple[str, int, int | None, int, int, int | None, int]
+
+
+def dump_fdb(conn: NlConn, bridge: int | None = None, port: int | None = None) -> list[FdbRaw]:
+    """The bridge FDB: ``(mac, port ifindex, vlan, nud state, ndm flags, updated ticks, master)``.
+
+    With ``bridge`` the kernel dumps only that bridge (``NDA_MASTER``), with ``port`` only that
+    port (``ndm_ifindex``). Entries a device keeps in its own address lists (``self``, e.g. the
+    IPv6 all-nodes multicast MAC on every port) are left out: only the bridge's forwarding
+    database (entries carrying ``NDA_MASTER``) is returned.
+    """
+    body = _NDMSG.pack(AF_BRIDGE, port or 0, 0, 0, 0)
+    if bridge is not None:
+        body += nla(NDA_MASTER, _U32.pack(bridge))
+    out: list[FdbRaw] = []
+    append = out.append
+    unpack_nla = _NLA.unpack_from
+    unpack_nd = _NDMSG.unpack_from
+    unpack_u32 = _U32.unpack_from
+    unpack_u16 = _U16.unpack_from
+    for _t, data, pos, end in conn.messages(RTM_GETNEIGH, body):
+        _fam, index, state, flags, _typ = unpack_nd(data, pos)
+        p = pos + 12
+        mac = ""
+        vlan = updated = master = None
+        while p + 4 <= end:
+            alen, atype = unpack_nla(data, p)
+            if alen < 4:
+                break
+            atype &= NLA_TYPE_MASK
+            if atype == NDA_LLADDR:
+                mac = data[p + 4 : p + alen].hex(":")
+            elif atype == NDA_MASTER:
+                master = unpack_u32(data, p + 4)[0]
+            elif atype == NDA_CACHEINFO:
+                updated = unpack_u32(data, p + 12)[0]
+            elif atype == NDA_VLAN:
+                vlan = unpack_u16(data, p + 4)[0]
+            p += (alen + 3) & ~3
+        if master is None:
+            continue
+        append((mac, index, vlan, state, flags, updated, master))
+    return out
+
+
+def get_nsid(conn: NlConn, fd: int) -> int | None:
+    """The id this connection's namespace gives the namespace open at ``fd`` (None: no id)."""
+    body = b"\0\0\0\0" + nla(NETNSA_FD, _U32.pack(fd))
+    nsid = None
+    for t, data, pos, end in conn.messages(RTM_GETNSID, body, dump=False):
+        if t != RTM_NEWNSID:
+            continue
+        for at, s, _e in _attrs(data, pos + 4, end):
+            if at == NETNSA_NSID:
+                nsid = _I32.unpack_from(data, s)[0]
+    return nsid if nsid is not None and nsid >= 0 else None
+
+
+def netns_ids(conn: NlConn, run_dir: str = "/run/netns") -> dict[int, str]:
+    """nsid -> name for every named namespace (``/run/netns``) the connection's namespace knows."""
+    out: dict[int, str] = {}
+    try:
+        names = sorted(os.listdir(run_dir))
+    except OSError:
+        return out
+    for name in names:
+        try:
+            fd = os.open(os.path.join(run_dir, name), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            nsid = get_nsid(conn, fd)
+        except NetlinkError:
+            nsid = None
+        finally:
+            os.close(fd)
+        if nsid is not None:
+            out.setdefault(nsid, name)
+    return out
