@@ -1,0 +1,395 @@
+"""The join: netlink + libvirt + processes + firewall -> one immutable ``HostSnapshot``.
+
+``build_snapshot`` is pure (tests hand it built states); ``read_host`` does the reading.
+
+Rules the join applies:
+
+- **Namespace guests ("light VMs")**: a bridge port that is a veth whose peer lives in a *named*
+  network namespace is shown as a VM of kind ``light`` named after that namespace, with one NIC
+  (type ``veth``) whose MAC is the peer's MAC read inside that namespace. Exception: a port
+  whose name looks like a physical NIC (``en*``, ``eth*``, ``em*``, ``wl*``, ``pNpN``,
+  ``bond*``) is a physical stand-in and counts as the bridge's uplink (the lab's ``ens9``).
+- **Bridge uplinks**: ports of kind physical, bond or vlan, and physical-looking veths.
+- **MAC owners**, first match wins: a VM NIC (libvirt domain or namespace guest) -> a host
+  device (a link's own MAC: virbr0, a tap's fe:54:... MAC) -> a DHCP lease (its hostname) ->
+  the neighbour table (e.g. the LAN router behind ens9) -> unknown.
+- **IP of a VM NIC**, with its source: libvirt lease, static DHCP host, neighbour table (so a
+  bridged VM gets its LAN address once the host has seen it), guest agent, none.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from kvmtui.core.firewall import FirewallState
+from kvmtui.core.model import (
+    Bridge,
+    FdbEntry,
+    HostSnapshot,
+    IpSource,
+    Link,
+    MacOwner,
+    NetlinkState,
+    Network,
+    Port,
+    Problem,
+    Vm,
+    VmNic,
+)
+from kvmtui.core.paths import compute_paths
+from kvmtui.core.procs import ProcState
+from kvmtui.core.virt import VirtState
+
+PHYSICAL_NAME = re.compile(r"^(en|eth|em|wl|bond)|^p\d+p\d+")
+UPLINK_KINDS = ("physical", "bond", "vlan")
+
+
+def looks_physical(name: str) -> bool:
+    return bool(PHYSICAL_NAME.match(name))
+
+
+def is_namespace_guest_port(link: Link) -> bool:
+    return (
+        link.kind == "veth"
+        and link.master is not None
+        and link.peer_netns is not None
+        and not looks_physical(link.name)
+    )
+
+
+def is_uplink_port(link: Link) -> bool:
+    return link.kind in UPLINK_KINDS or (link.kind == "veth" and looks_physical(link.name))
+
+
+def _v4(addrs: Sequence[str]) -> str | None:
+    for a in addrs:
+        if ":" not in a:
+            return a.split("/")[0]
+    return None
+
+
+def _neigh_ip(nl: NetlinkState, mac: str, dev: str | None = None) -> str | None:
+    """An IPv4 address the neighbour table maps to ``mac`` (usable states only)."""
+    best: str | None = None
+    for n in nl.neighbours:
+        if n.mac != mac or ":" in n.ip or n.state in ("failed", "incomplete"):
+            continue
+        if dev is not None and n.dev == dev:
+            return n.ip
+        best = best or n.ip
+    return best
+
+
+def build_snapshot(
+    nl: NetlinkState,
+    virt: VirtState,
+    *,
+    firewall: FirewallState | None = None,
+    procs: ProcState | None = None,
+    guest_macs: Mapping[str, str] | None = None,
+    hostname: str | None = None,
+    taken_at: float | None = None,
+    problems: Sequence[Problem] = (),
+) -> HostSnapshot:
+    """Join the readers' states. ``guest_macs`` maps a namespace guest's host-side port name to
+    the MAC of its peer (read inside the peer's namespace by ``read_host``)."""
+    guest_macs = guest_macs or {}
+    links = nl.links
+    by_name = {lk.name: lk for lk in links}
+    port_info = dict(nl.bridge_ports)
+    stp = {b: (on, delay) for b, on, delay in nl.bridge_stp}
+    route_dev = next(
+        (r.dev for r in nl.routes if r.dst in ("default", "0.0.0.0/0") and r.table in (254, 0)),
+        None,
+    )
+
+    # --- networks (+ NAT rule per NAT network) ---
+    networks: list[Network] = []
+    for net in virt.networks:
+        if firewall is not None and net.mode == "nat":
+            subnet = next(
+                (
+                    str(ipaddress.ip_network(f"{a.address}/{a.prefix}", strict=False))
+                    for a in net.addresses
+                    if a.family == "ipv4"
+                ),
+                None,
+            )
+            if subnet is not None:
+                ok, ev = firewall.nat_for(subnet)
+                net = replace(net, nat_rule=ok, nat_rule_evidence=ev)
+        networks.append(net)
+    net_by_name = {n.name: n for n in networks}
+    net_by_bridge = {n.bridge: n for n in networks if n.bridge}
+
+    # --- IP sources ---
+    leases = {lease.mac: lease for n in networks for lease in n.leases}
+    statics = {h.mac: (h, n) for n in networks for a in n.addresses for h in a.hosts if h.mac}
+    agent = dict(virt.agent_ips)
+
+    def resolve_ip(mac: str, bridge: str | None) -> tuple[str | None, IpSource]:
+        if mac in leases:
+            return leases[mac].ip, "lease"
+        if mac in statics:
+            return statics[mac][0].ip, "static-dhcp"
+        ip = _neigh_ip(nl, mac, bridge)
+        if ip:
+            return ip, "neighbour"
+        if mac in agent:
+            return agent[mac], "agent"
+        return None, "none"
+
+    # --- VMs: libvirt domains ---
+    vm_pids = dict(procs.vm_pids) if procs else {}
+    tap_pids = dict(procs.tap_pids) if procs else {}
+    vms: list[Vm] = []
+    taps_used: set[str] = set()
+    for dom in virt.domains:
+        nics: list[VmNic] = []
+        for nic in dom.nics:
+            bridge = nic.bridge
+            tap_link = by_name.get(nic.tap) if nic.tap else None
+            if tap_link is not None and tap_link.master:
+                bridge = tap_link.master
+            elif bridge is None and nic.network in net_by_name:
+                bridge = net_by_name[nic.network].bridge
+            network = nic.network
+            if network is None and bridge in net_by_bridge:
+                network = net_by_bridge[bridge].name
+            if nic.tap:
+                taps_used.add(nic.tap)
+            ip, src = resolve_ip(nic.mac, bridge)
+            nics.append(replace(nic, bridge=bridge, network=network, ip=ip, ip_source=src))
+        pid = vm_pids.get(dom.name)
+        if pid is None:
+            pid = next((tap_pids[n.tap] for n in dom.nics if n.tap and n.tap in tap_pids), None)
+        vms.append(replace(dom, nics=tuple(nics), pid=pid if dom.state == "running" else None))
+
+    # --- VMs: namespace guests ---
+    light: dict[str, list[VmNic]] = {}
+    for lk in links:
+        if not is_namespace_guest_port(lk) or lk.name in taps_used:
+            continue
+        assert lk.peer_netns is not None
+        mac = guest_macs.get(lk.name, "")
+        lnet = net_by_bridge.get(lk.master or "")
+        ip, src = resolve_ip(mac, lk.master) if mac else (None, "none")
+        light.setdefault(lk.peer_netns, []).append(
+            VmNic(
+                mac=mac,
+                type="veth",
+                network=lnet.name if lnet else None,
+                bridge=lk.master,
+                tap=lk.name,
+                ip=ip,
+                ip_source=src,
+            )
+        )
+    for ns, nics in sorted(light.items()):
+        vms.append(Vm(name=ns, uuid="", state="running", nics=tuple(nics), kind="light"))
+    vms.sort(key=lambda v: (v.kind != "libvirt", v.name))
+
+    # networks: add light VMs to their network's VM list
+    extra: dict[str, list[str]] = {}
+    for vm in vms:
+        if vm.kind == "light":
+            for nic in vm.nics:
+                if nic.network:
+                    extra.setdefault(nic.network, []).append(vm.name)
+    networks = [
+        replace(n, vms=n.vms + tuple(x for x in extra.get(n.name, ()) if x not in n.vms))
+        for n in networks
+    ]
+
+    # --- MAC owners ---
+    owners: dict[str, MacOwner] = {}
+    tap_vm: dict[str, str] = {}
+    for vm in vms:
+        for nic in vm.nics:
+            if nic.tap:
+                tap_vm[nic.tap] = vm.name
+            if nic.mac and nic.mac not in owners:
+                owners[nic.mac] = MacOwner("vm", vm.name, nic.tap, nic.ip, nic.ip_source)
+    host_owner: dict[str, MacOwner] = {}
+    for lk in links:
+        if lk.mac and lk.mac != "00:00:00:00:00:00" and lk.mac not in host_owner:
+            ip = _v4(lk.addresses)
+            host_owner[lk.mac] = MacOwner(
+                "host", lk.name, lk.name, ip, "host-address" if ip else "none"
+            )
+    for lease in leases.values():
+        owners.setdefault(
+            lease.mac, MacOwner("lease", lease.hostname or "", None, lease.ip, "lease")
+        )
+    neigh_owner: dict[str, MacOwner] = {}
+    for n in nl.neighbours:
+        if n.mac and ":" not in n.ip and n.state not in ("failed", "incomplete"):
+            neigh_owner.setdefault(n.mac, MacOwner("neighbour", n.ip, n.dev, n.ip, "neighbour"))
+
+    def owner_of(mac: str, port: str) -> MacOwner:
+        if mac in owners and owners[mac].kind == "vm":
+            return owners[mac]
+        pl = by_name.get(port)
+        if pl is not None and pl.mac == mac:
+            return host_owner.get(mac) or MacOwner("host", port, port)
+        if mac in host_owner:
+            return host_owner[mac]
+        if mac in owners:
+            return owners[mac]
+        if mac in neigh_owner:
+            return neigh_owner[mac]
+        return MacOwner("unknown", "")
+
+    # --- bridges ---
+    fdb_by_bridge: dict[str, list[FdbEntry]] = {}
+    for rec in nl.fdb:
+        fdb_by_bridge.setdefault(rec.bridge, []).append(
+            FdbEntry(rec.mac, rec.port, rec.vlan, rec.kind, rec.age_s, owner_of(rec.mac, rec.port))
+        )
+    bridges: list[Bridge] = []
+    for br in links:
+        if br.kind != "bridge":
+            continue
+        ports: list[Port] = []
+        uplinks: list[str] = []
+        for lk in links:
+            if lk.master != br.name:
+                continue
+            info = port_info.get(lk.name)
+            vm_name = tap_vm.get(lk.name)
+            owner: str | None
+            if vm_name is not None:
+                owner = f"VM {vm_name}"
+            elif is_uplink_port(lk):
+                owner = "uplink"
+                uplinks.append(lk.name)
+            elif lk.peer_netns:
+                owner = f"veth -> netns {lk.peer_netns}"
+            else:
+                owner = None
+            ports.append(
+                Port(
+                    name=lk.name,
+                    index=lk.index,
+                    kind=lk.kind,
+                    state=lk.state,
+                    stp_state=info.stp_state if info else "unknown",
+                    learning=info.learning if info else None,
+                    flooding=info.flooding if info else None,
+                    mac=lk.mac,
+                    owner=owner,
+                    vm=vm_name,
+                    peer_netns=lk.peer_netns,
+                )
+            )
+        on, delay = stp.get(br.name, (False, None))
+        bridges.append(
+            Bridge(
+                name=br.name,
+                index=br.index,
+                mac=br.mac,
+                state=br.state,
+                stp=on,
+                forward_delay_s=delay,
+                addresses=br.addresses,
+                ports=tuple(ports),
+                fdb=tuple(fdb_by_bridge.get(br.name, ())),
+                networks=tuple(n.name for n in networks if n.bridge == br.name),
+                uplinks=tuple(uplinks),
+            )
+        )
+
+    all_problems = list(virt.problems)
+    if firewall is not None:
+        all_problems.extend(firewall.problems)
+    if procs is not None:
+        all_problems.extend(procs.problems)
+    all_problems.extend(problems)
+
+    snap = HostSnapshot(
+        taken_at=time.time() if taken_at is None else taken_at,
+        hostname=socket.gethostname() if hostname is None else hostname,
+        links=links,
+        bridges=tuple(bridges),
+        networks=tuple(networks),
+        vms=tuple(vms),
+        neighbours=nl.neighbours,
+        routes=nl.routes,
+        uplink=route_dev,
+        ip_forward=nl.ip_forward,
+        libvirt_uri=virt.uri,
+        problems=tuple(all_problems),
+    )
+    return replace(snap, paths=compute_paths(snap))
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def read_guest_macs(nl: NetlinkState) -> tuple[dict[str, str], list[Problem]]:
+    """The MAC of each namespace guest's peer, read inside its namespace by peer ifindex."""
+    out: dict[str, str] = {}
+    problems: list[Problem] = []
+    wanted = [lk for lk in nl.links if is_namespace_guest_port(lk) and lk.peer_index is not None]
+    if not wanted:
+        return out, problems
+    from pyroute2 import IPRoute
+
+    from kvmtui.core.netns import in_netns
+
+    by_ns: dict[str, list[Link]] = {}
+    for lk in wanted:
+        assert lk.peer_netns is not None
+        by_ns.setdefault(lk.peer_netns, []).append(lk)
+    for ns, lks in by_ns.items():
+        try:
+            with in_netns(ns):
+                ipr = IPRoute()
+            try:
+                for lk in lks:
+                    msgs = ipr.get_links(lk.peer_index)
+                    if msgs:
+                        mac = msgs[0].get_attr("IFLA_ADDRESS")
+                        if mac:
+                            out[lk.name] = str(mac).lower()
+            finally:
+                ipr.close()
+        except Exception as exc:
+            problems.append(
+                Problem(
+                    "netlink",
+                    f"netlink: cannot read the guest end of {lks[0].name} in "
+                    f"namespace {ns} ({exc})",
+                )
+            )
+    return out, problems
+
+
+def read_host(uri: str | None = None, netns: str | None = None) -> HostSnapshot:
+    """Read everything now: netlink of ``netns`` (None: ours), libvirt at ``uri``, processes,
+    firewall. Never raises for a missing part: it becomes a ``Problem``."""
+    from kvmtui.core.firewall import read_firewall
+    from kvmtui.core.procs import read_procs
+    from kvmtui.core.virt import read_virt
+
+    problems: list[Problem] = []
+    nl = NetlinkState()
+    try:
+        from kvmtui.core.netlink import read_netlink
+
+        nl = read_netlink(netns)
+    except Exception as exc:
+        problems.append(Problem("netlink", f"netlink: cannot read links ({exc})"))
+    guest_macs, gp = read_guest_macs(nl)
+    problems.extend(gp)
+    virt = read_virt(uri)
+    fw = read_firewall(netns)
+    procs = read_procs()
+    return build_snapshot(
+        nl, virt, firewall=fw, procs=procs, guest_macs=guest_macs, problems=problems
+    )
