@@ -1,0 +1,420 @@
+"""kvmtui's explorer: a keyboard-driven Textual app over the host model.
+
+Data flow (house style): the ``SnapshotSource`` is blocking, so every call to it runs in a thread
+worker that posts a typed message (``SnapshotReady``, ``CountersReady``); handlers on the main
+thread set the app's reactives (``snapshot``, ``rates``), which the panes watch. Worker failures
+are handled in one place (``on_worker_state_changed``) and shown as one line, never a traceback.
+Nothing heavy is imported here: LiveHost (pyroute2, libvirt) is imported inside a worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.reactive import var
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Header, TabbedContent, TabPane
+from textual.worker import Worker, WorkerState
+
+from kvmtui.core.model import HostSnapshot, LinkStats
+from kvmtui.core.source import SnapshotSource
+from kvmtui.ui.commands import GoToProvider
+from kvmtui.ui.identity import Identity, resolve
+from kvmtui.ui.keymap import config_path, load_keymap
+from kvmtui.ui.messages import CountersReady, SnapshotReady, SourceTrouble
+from kvmtui.ui.screens.help import HelpRow, HelpScreen
+from kvmtui.ui.themes import DEFAULT_THEME, PRESENTER, PRESENTER_THEME, theme_name
+from kvmtui.ui.widgets.base import Pane
+from kvmtui.ui.widgets.host_pane import HostPane
+from kvmtui.ui.widgets.mac_pane import MacPane
+from kvmtui.ui.widgets.networks_pane import NetworksPane
+from kvmtui.ui.widgets.problems import ProblemBar
+from kvmtui.ui.widgets.vms_pane import VmsPane
+
+TABS = ("host", "macs", "networks", "vms")
+RETRY_S = 3.0
+
+SECTION_NAMES = {
+    "KvmApp": "Everywhere",
+    "HostTree": "Host tree",
+    "HostPane": "Host pane",
+    "MacPane": "MAC table",
+    "MacTable": "MAC table rows",
+    "VimTable": "Table",
+    "NetworksPane": "Networks",
+    "VmsPane": "VMs",
+    "Screen": "Screen",
+    "TabbedContent": "Tabs",
+    "Tabs": "Tabs",
+}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class KvmApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "kvmtui"
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (120, "-wide")]
+    COMMANDS = App.COMMANDS | {GoToProvider}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "help", "Help", id="app.help"),
+        Binding("1", "show_tab('host')", "Host", show=False, id="app.tab.host"),
+        Binding("2", "show_tab('macs')", "MACs", show=False, id="app.tab.macs"),
+        Binding("3", "show_tab('networks')", "Networks", show=False, id="app.tab.networks"),
+        Binding("4", "show_tab('vms')", "VMs", show=False, id="app.tab.vms"),
+        Binding("c", "capture", "Capture", id="app.capture"),
+        Binding("t", "toggle_theme", "Theme", id="app.theme"),
+        Binding("x", "clear_identity", "Unmark", show=False, id="app.clear_identity"),
+        Binding("r", "reload", "Reload", show=False, id="app.reload"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+    ]
+
+    snapshot: var[HostSnapshot | None] = var(None, always_update=True)
+    rates: var[dict[str, tuple[float, float]]] = var(dict)
+    focus_identity: var[Identity | None] = var(None)
+    selected_bridge: var[str | None] = var(None)
+    trouble: var[str] = var("")
+
+    def __init__(
+        self,
+        source: SnapshotSource | None = None,
+        *,
+        source_factory: Callable[[], SnapshotSource] | None = None,
+        start_theme: str | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        poll_s: float | None = 1.0,
+        keymap_path: Path | None = None,
+        retry_s: float = RETRY_S,
+    ) -> None:
+        super().__init__()
+        if source is None and source_factory is None:
+            raise ValueError("KvmApp needs a source or a source_factory")
+        self._source = source
+        self._factory = source_factory
+        self._start_theme = theme_name(start_theme)
+        self.clock = clock
+        self._monotonic = monotonic
+        self._poll_s = poll_s
+        self._keymap_path = keymap_path
+        self.retry_s = retry_s
+        self._stop = threading.Event()
+        self._watching = False
+        self._prev_counters: tuple[float, Mapping[str, LinkStats]] | None = None
+        self._problems_text: list[str] = []
+        self.first_paint_at: float | None = None
+        self.first_snapshot_at: float | None = None
+
+    # --- layout -----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        yield ProblemBar(id="problems")
+        with TabbedContent(initial="host", id="tabs"):
+            with TabPane("Host 1", id="host"):
+                yield HostPane(id="host-pane")
+            with TabPane("MACs 2", id="macs"):
+                yield MacPane(id="mac-pane")
+            with TabPane("Networks 3", id="networks"):
+                yield NetworksPane(id="networks-pane")
+            with TabPane("VMs 4", id="vms"):
+                yield VmsPane(id="vms-pane")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.register_theme(PRESENTER)
+        self.theme = self._start_theme
+        keymap, problem = load_keymap(self._keymap_path)
+        if keymap:
+            self.set_keymap(keymap)
+        if problem:
+            self.notify(problem, severity="warning", timeout=8)
+        self.sub_title = "reading the host…"
+        self.call_after_refresh(self._painted)
+        self.load_host()
+
+    def _painted(self) -> None:
+        if self.first_paint_at is None:
+            self.first_paint_at = time.monotonic()
+
+    # --- data: workers and their messages ---------------------------------------------------
+
+    def _get_source(self) -> SnapshotSource:
+        if self._source is None:
+            assert self._factory is not None
+            self._source = self._factory()
+        return self._source
+
+    @work(thread=True, exclusive=True, group="snapshot", exit_on_error=False)
+    def load_host(self) -> None:
+        snap = self._get_source().snapshot()
+        self.post_message(SnapshotReady(snap))
+
+    @work(thread=True, exclusive=True, group="watch", exit_on_error=False)
+    def watch_host(self) -> None:
+        self._get_source().watch(lambda s: self.post_message(SnapshotReady(s)), self._stop)
+
+    @work(thread=True, exclusive=True, group="counters", exit_on_error=False)
+    def poll_counters(self) -> None:
+        counters = self._get_source().counters()
+        self.post_message(CountersReady(counters, self._monotonic()))
+
+    def _schedule_poll(self) -> None:
+        if self._poll_s is not None and not self._stop.is_set():
+            self.set_timer(self._poll_s, self._poll_now)
+
+    def _poll_now(self) -> None:
+        if self._stop.is_set():
+            return
+        if isinstance(self.screen, ModalScreen):  # nothing to see behind a modal: skip a beat
+            self._schedule_poll()
+            return
+        self.poll_counters()
+
+    @on(SnapshotReady)
+    def _snapshot_ready(self, message: SnapshotReady) -> None:
+        snap = message.snapshot
+        if self.first_snapshot_at is None:
+            self.first_snapshot_at = time.monotonic()
+        self.trouble = ""
+        self.snapshot = snap
+        self.sub_title = snap.hostname + (f" · {snap.libvirt_uri}" if snap.libvirt_uri else "")
+        if self.focus_identity is not None:  # re-resolve against the new host state
+            ident = self.focus_identity
+            self.focus_identity = resolve(
+                snap,
+                vm=ident.vm,
+                mac=next(iter(sorted(ident.macs)), None),
+                tap=next(iter(sorted(ident.taps)), None),
+            )
+        if not self._watching:
+            self._watching = True
+            self.watch_host()
+            if self._poll_s is not None:
+                self._poll_now()
+
+    @on(CountersReady)
+    def _counters_ready(self, message: CountersReady) -> None:
+        prev = self._prev_counters
+        self._prev_counters = (message.at, message.counters)
+        if prev is None:
+            return
+        dt = message.at - prev[0]
+        if dt <= 0:
+            return
+        rates: dict[str, tuple[float, float]] = {}
+        for name, st in message.counters.items():
+            old = prev[1].get(name)
+            if old is None:
+                continue
+            rates[name] = (
+                max(0, st.rx_bytes - old.rx_bytes) / dt,
+                max(0, st.tx_bytes - old.tx_bytes) / dt,
+            )
+        self.rates = rates
+
+    @on(SourceTrouble)
+    def _source_trouble(self, message: SourceTrouble) -> None:
+        self.trouble = message.message
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group == "counters" and event.state in (WorkerState.SUCCESS, WorkerState.ERROR):
+            self._schedule_poll()
+        if event.state != WorkerState.ERROR or self._stop.is_set():
+            return
+        exc = worker.error
+        if isinstance(exc, ModuleNotFoundError) and "kvmtui" in str(exc):
+            self.trouble = "the host model reader (kvmtui.core.live) is not in this build"
+            return
+        msg = _one_line(exc) if exc is not None else "unknown error"
+        if worker.group == "counters":
+            return  # rates just stay as they were; the next poll may work
+        if worker.group == "snapshot":
+            self.trouble = f"cannot read the host: {msg} (retrying in {self.retry_s:g} s)"
+            self.set_timer(self.retry_s, self.load_host)
+        elif worker.group == "watch":
+            self.trouble = f"lost the host's change feed: {msg} (reconnecting)"
+            self._watching = False
+            self.set_timer(self.retry_s, self.load_host)
+
+    def watch_snapshot(self, snap: HostSnapshot | None) -> None:
+        self._show_problems()
+
+    def watch_trouble(self, trouble: str) -> None:
+        self._show_problems()
+
+    def _show_problems(self) -> None:
+        snap = self.snapshot
+        problems = snap.problems if snap is not None else ()
+        self._problems_text = [f"{p.source}: {p.message}" for p in problems]
+        if self.trouble:
+            self._problems_text.insert(0, self.trouble)
+        self.query_one(ProblemBar).show(problems, self.trouble)
+
+    # --- actions ----------------------------------------------------------------------------
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+        self._focus_tab(tab)
+
+    def _focus_tab(self, tab: str) -> None:
+        pane = self.query_one(f"#{tab}", TabPane).query(Pane).first()
+        widget = pane.main_widget()
+        if widget is not None:
+            self.call_after_refresh(widget.focus)
+
+    @on(TabbedContent.TabActivated)
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id:
+            self._focus_tab(event.pane.id)
+
+    def action_show_macs(self, bridge: str) -> None:
+        self.selected_bridge = bridge
+        self.action_show_tab("macs")
+
+    def action_toggle_theme(self) -> None:
+        self.theme = DEFAULT_THEME if self.theme == PRESENTER_THEME else PRESENTER_THEME
+        self.notify(f"theme: {'presenter' if self.theme == PRESENTER_THEME else 'default'}")
+
+    def action_clear_identity(self) -> None:
+        self.focus_identity = None
+
+    def action_reload(self) -> None:
+        self.load_host()
+
+    def _capture_target(self) -> tuple[str, str] | None:
+        ident = self.focus_identity
+        snap = self.snapshot
+        if ident is None or ident.vm is None or snap is None:
+            return None
+        vm = snap.vm(ident.vm)
+        if vm is None or not vm.nics:
+            return None
+        nic = next((n for n in vm.nics if n.mac in ident.macs), vm.nics[0])
+        return vm.name, nic.mac
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "capture":
+            return True if self._capture_target() else None
+        return True
+
+    def watch_focus_identity(self, identity: Identity | None) -> None:
+        self.refresh_bindings()
+
+    def action_capture(self) -> None:
+        target = self._capture_target()
+        if target is None:
+            self.notify("Select a VM or one of its NICs first", severity="warning")
+            return
+        from kvmtui.ui.screens.capture import CaptureScreen
+
+        vm, mac = target
+        snap = self.snapshot
+        path = next((p for p in snap.paths_of(vm) if p.mac == mac), None) if snap else None
+        self.push_screen(CaptureScreen(vm, mac, path))
+
+    def help_rows(self) -> tuple[str, list[HelpRow]]:
+        """The keys that work where the focus is (nearest widget first), keymap applied."""
+        focused = self.focused
+        chain: list[object] = list(focused.ancestors_with_self) if focused else [self.screen, self]
+        title = SECTION_NAMES.get(type(focused).__name__, type(focused).__name__) if focused else ""
+        grouped: dict[tuple[int, str, str], list[str]] = {}
+        info: dict[tuple[int, str, str], tuple[str, str | None]] = {}
+        # Screen.active_bindings: the bindings reachable from the focused widget, keymap applied
+        for key, active in self.screen.active_bindings.items():
+            b = active.binding
+            if not b.description or b.system:
+                continue
+            node = active.node
+            depth = chain.index(node) if node in chain else len(chain)
+            section = SECTION_NAMES.get(type(node).__name__, type(node).__name__)
+            group = (depth, section, b.action)
+            grouped.setdefault(group, []).append(self.get_key_display(b) if key == b.key else key)
+            info.setdefault(group, (b.description, b.id))
+        rows = []
+        for group in sorted(grouped, key=lambda g: g[0]):
+            description, binding_id = info[group]
+            keys = ", ".join(dict.fromkeys(grouped[group]))
+            rows.append(HelpRow(group[1], keys, description, binding_id))
+        return title, rows
+
+    def action_help(self) -> None:
+        title, rows = self.help_rows()
+        tab = self.query_one(TabbedContent).active
+        self.push_screen(HelpScreen(f"{title} in the {tab} tab", rows, self._problems_text))
+
+    def go_to(self, kind: str, name: str) -> None:
+        """Palette target: show the pane for it, put the cursor on it, mark its identity."""
+        snap = self.snapshot
+        if kind == "vm":
+            self.action_show_tab("vms")
+            self.query_one(VmsPane).select_vm(name)
+            self.focus_identity = resolve(snap, vm=name)
+        elif kind == "bridge":
+            self.action_show_macs(name)
+        elif kind == "network":
+            self.action_show_tab("networks")
+            self.query_one(NetworksPane).select_network(name)
+        elif kind == "mac":
+            bridge = None
+            if snap is not None:
+                bridge = next(
+                    (b.name for b in snap.bridges if any(e.mac == name for e in b.fdb)), None
+                )
+            if bridge:
+                self.selected_bridge = bridge
+            self.action_show_tab("macs")
+            self.call_after_refresh(self.query_one(MacPane).select_mac, name)
+            self.focus_identity = resolve(snap, mac=name)
+
+    def exit(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+        self._stop.set()
+        super().exit(*args, **kwargs)  # type: ignore[arg-type]
+
+    def on_unmount(self) -> None:
+        self._stop.set()
+
+
+def run_app(args: argparse.Namespace) -> int:
+    """``kvmtui [-c URI] [--theme NAME]``: open the explorer on this host."""
+    import sys
+
+    uri = getattr(args, "connect", None)
+    theme = getattr(args, "theme", None)
+    try:
+        theme_name(theme)
+    except ValueError as exc:
+        print(f"kvmtui: {exc}", file=sys.stderr)
+        return 2
+
+    def factory() -> SnapshotSource:
+        from kvmtui.core.live import LiveHost  # heavy imports happen here, in a worker
+
+        source: SnapshotSource = LiveHost(uri=uri)
+        return source
+
+    app = KvmApp(source_factory=factory, start_theme=theme)
+    try:
+        app.run()
+    finally:
+        src = app._source
+        if src is not None:
+            threading.Thread(target=src.close, daemon=True).start()
+    return app.return_code or 0
+
+
+__all__ = ["KvmApp", "config_path", "run_app"]
+_ = os  # kept for callers that monkeypatch os.environ before run_app

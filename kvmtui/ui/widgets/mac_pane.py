@@ -1,0 +1,225 @@
+"""The MAC table of the selected bridge: who is behind each MAC the bridge learned."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.markup import escape
+from textual.widget import Widget
+from textual.widgets import Input, Static
+
+from kvmtui.core.model import Bridge, FdbEntry, HostSnapshot
+from kvmtui.ui import fmt
+from kvmtui.ui.identity import Identity, resolve
+from kvmtui.ui.widgets.base import Pane
+from kvmtui.ui.widgets.vim_table import Cell, VimTable
+
+COLUMNS = [
+    ("mac", "MAC"),
+    ("port", "Port"),
+    ("owner", "Owner"),
+    ("ip", "IP"),
+    ("kind", "Kind"),
+    ("age", "Age"),
+]
+
+
+def row_key(e: FdbEntry) -> str:
+    return f"{e.mac}@{e.port}@{e.vlan if e.vlan is not None else ''}"
+
+
+KIND_SHORT = {"learned": "learned", "static": "static", "permanent": "perm"}
+
+
+def owner_text(e: FdbEntry) -> str:
+    o = e.owner
+    if o.kind == "vm":
+        return f"VM {o.name}" + (f" ({o.nic})" if o.nic and o.nic != e.port else "")
+    if o.kind == "host":
+        return f"host {o.name}" if o.name != e.port else "host (this port)"
+    return o.label()
+
+
+def row_cells(e: FdbEntry) -> tuple[Cell, ...]:
+    kind = KIND_SHORT.get(e.kind, e.kind)
+    return (e.mac, e.port, owner_text(e), e.owner.ip or "", kind, fmt.age(e.age_s))
+
+
+def entry_matches(e: FdbEntry, needle: str) -> bool:
+    needle = needle.lower()
+    return any(needle in str(c).lower() for c in row_cells(e))
+
+
+class MacTable(VimTable):
+    pass
+
+
+class MacPane(Pane):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "filter", "Filter", id="mac.filter"),
+        Binding("b", "next_bridge(1)", "Next bridge", id="mac.next_bridge"),
+        Binding("B", "next_bridge(-1)", "Prev bridge", show=False, id="mac.prev_bridge"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="mac.clear_filter"),
+    ]
+    DEFAULT_CSS = """
+    MacPane { layout: vertical; }
+    MacPane #mac-title { height: 1; padding: 0 1; background: $panel; }
+    MacPane #mac-filter { display: none; height: 3; }
+    MacPane.-filtering #mac-filter { display: block; }
+    MacPane #mac-note { display: none; padding: 1 2; color: $warning; }
+    MacPane.-note #mac-note { display: block; }
+    MacPane MacTable { height: 1fr; }
+    """
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.filter_text = ""
+        self._entries: dict[str, FdbEntry] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static("MAC table", id="mac-title")
+        yield Input(placeholder="filter: MAC, port, owner, IP…", id="mac-filter")
+        yield Static("", id="mac-note")
+        yield MacTable(COLUMNS, id="mac-table")
+
+    @property
+    def table(self) -> MacTable:
+        return self.query_one(MacTable)
+
+    def main_widget(self) -> Widget | None:
+        return self.table
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.watch(self.app, "selected_bridge", lambda _: self._refresh(), init=False)
+
+    def show_snapshot(self, snap: HostSnapshot | None) -> None:
+        self._refresh()
+
+    def _bridge(self) -> tuple[str | None, Bridge | None]:
+        snap = self.kvm.snapshot
+        name = self.kvm.selected_bridge
+        if snap is None:
+            return name, None
+        if name is None and snap.bridges:
+            name = snap.bridges[0].name
+            self.kvm.selected_bridge = name
+        return name, snap.bridge(name) if name else None
+
+    def _refresh(self) -> None:
+        snap = self.kvm.snapshot
+        name, bridge = self._bridge()
+        title = self.query_one("#mac-title", Static)
+        note = self.query_one("#mac-note", Static)
+        if snap is None:
+            title.update("MAC table")
+            self._note("Waiting for the host model…")
+            self.table.sync_rows([])
+            return
+        if bridge is None:
+            self.table.sync_rows([])
+            self._entries = {}
+            if name is None:
+                title.update("MAC table")
+                self._note("No bridges on this host: nothing learns MAC addresses here.")
+            else:
+                title.update(f"MAC table of [b]{escape(name)}[/b] [$error](gone)[/]")
+                others = ", ".join(b.name for b in snap.bridges) or "none"
+                self._note(
+                    f"Bridge {escape(name)} is no longer on this host (it vanished). "
+                    f"Press b for another bridge ({escape(others)})."
+                )
+            return
+        entries = [
+            e for e in bridge.fdb if not self.filter_text or entry_matches(e, self.filter_text)
+        ]
+        entries.sort(key=lambda e: (e.port, e.kind != "learned", e.mac))
+        self._entries = {row_key(e): e for e in entries}
+        self.table.sync_rows([(row_key(e), row_cells(e)) for e in entries])
+        shown = f"{len(entries)} of {len(bridge.fdb)}" if self.filter_text else str(len(entries))
+        flt = f" · filter [b]{escape(self.filter_text)}[/b]" if self.filter_text else ""
+        title.update(
+            f"MAC table of [b]{escape(bridge.name)}[/b] · {shown} entries{flt}"
+            "   [dim]b: next bridge  /: filter[/]"
+        )
+        if not bridge.fdb:
+            self._note("This bridge has learned no MAC address yet.")
+        elif not entries:
+            self._note("No entry matches the filter (Esc clears it).")
+        else:
+            note.update("")
+            self.remove_class("-note")
+        self.show_identity(self.kvm.focus_identity)
+
+    def _note(self, text: str) -> None:
+        self.query_one("#mac-note", Static).update(text)
+        self.add_class("-note")
+
+    def show_identity(self, identity: Identity | None) -> None:
+        marked: set[str] = set()
+        if identity is not None:
+            for key, e in self._entries.items():
+                vm = e.owner.name if e.owner.kind == "vm" else None
+                if identity.matches(vm=vm, mac=e.mac, ip=e.owner.ip, tap=e.port):
+                    marked.add(key)
+        self.table.set_marked(marked)
+
+    @on(VimTable.RowHighlighted, "#mac-table")
+    def _row(self, event: VimTable.RowHighlighted) -> None:
+        key = str(event.row_key.value)
+        e = self._entries.get(key)
+        if e is None or not self.table.user_moved_to(key):
+            return
+        o = e.owner
+        snap = self.kvm.snapshot
+        if o.kind == "vm":
+            ident = resolve(snap, vm=o.name, mac=e.mac)
+        elif o.kind == "host" and o.nic:
+            ident = resolve(snap, mac=e.mac, tap=o.nic)
+        else:
+            ident = resolve(snap, mac=e.mac, ip=o.ip)
+        self.kvm.focus_identity = ident
+
+    # --- actions -----------------------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        self.add_class("-filtering")
+        self.query_one("#mac-filter", Input).focus()
+
+    def action_clear_filter(self) -> None:
+        inp = self.query_one("#mac-filter", Input)
+        inp.value = ""
+        self.filter_text = ""
+        self.remove_class("-filtering")
+        self.table.focus()
+        self._refresh()
+
+    @on(Input.Changed, "#mac-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        self._refresh()
+
+    @on(Input.Submitted, "#mac-filter")
+    def _filter_done(self, event: Input.Submitted) -> None:
+        if not self.filter_text:
+            self.remove_class("-filtering")
+        self.table.focus()
+
+    def action_next_bridge(self, step: int) -> None:
+        snap = self.kvm.snapshot
+        if snap is None or not snap.bridges:
+            return
+        names = [b.name for b in snap.bridges]
+        cur = self.kvm.selected_bridge
+        i = names.index(cur) if cur in names else -1
+        self.kvm.selected_bridge = names[(i + step) % len(names)]
+
+    def select_mac(self, mac: str) -> bool:
+        for key, e in self._entries.items():
+            if e.mac == mac:
+                self.table.move_cursor(row=self.table.get_row_index(key))
+                return True
+        return False
