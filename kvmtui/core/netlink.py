@@ -19,7 +19,6 @@ from collections.abc import Iterable
 from kvmtui.core import nlfast
 from kvmtui.core.model import (
     BridgePortInfo,
-    FdbKind,
     FdbRecord,
     Link,
     LinkKind,
@@ -29,7 +28,7 @@ from kvmtui.core.model import (
     Route,
     StpState,
 )
-from kvmtui.core.nlfast import NetlinkError, NetnsGone, NlConn, NsHandle, RawLink
+from kvmtui.core.nlfast import NetlinkError, NetnsGone, NlConn, NsHandle, RawLink, fdb_kind
 
 __all__ = [
     "NetlinkError",
@@ -126,38 +125,12 @@ def _port_info(rl: RawLink) -> BridgePortInfo:
     )
 
 
-def fdb_kind(state: int, flags: int) -> FdbKind:
-    """permanent (NUD_PERMANENT: the bridge's or a port's own MAC), static (NUD_NOARP: added by
-    hand), learned (reachable/stale, or pushed by a driver with NTF_EXT_LEARNED)."""
-    if state & nlfast.NUD_PERMANENT:
-        return "permanent"
-    if state & nlfast.NUD_NOARP and not flags & nlfast.NTF_EXT_LEARNED:
-        return "static"
-    return "learned"
-
-
 def _fdb_records(
     conn: NlConn, bridges: Iterable[tuple[int, str]], names: dict[int, str]
 ) -> list[FdbRecord]:
     out: list[FdbRecord] = []
-    append = out.append
-    kinds: dict[tuple[int, int], FdbKind] = {}
     for br_index, br_name in bridges:
-        for mac, port, vlan, state, flags, updated, _master in nlfast.dump_fdb(conn, br_index):
-            kind = kinds.get((state, flags))
-            if kind is None:
-                kind = kinds[(state, flags)] = fdb_kind(state, flags)
-            append(
-                FdbRecord(
-                    mac,
-                    port,
-                    names.get(port, str(port)),
-                    br_name,
-                    vlan,
-                    kind,
-                    None if updated is None else updated / nlfast.USER_HZ,
-                )
-            )
+        out.extend(nlfast.dump_fdb(conn, br_index, names=names, bridge_name=br_name))
     return out
 
 
