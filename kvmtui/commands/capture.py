@@ -1,0 +1,261 @@
+"""``kvmtui trace VM`` and ``kvmtui dhcp VM``: the capture engine's headless clients.
+
+``trace`` prints one line (or, with ``--json``, one JSON object) per correlated packet:
+which hops saw it and when, and the NAT translation. ``dhcp`` waits for the VM's next DHCP
+exchange and names the server that answered. Exit codes: 0 done, 1 nothing seen / cannot
+capture, 2 bad arguments (unknown VM, bad BPF filter).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, TextIO
+
+from kvmtui.capture.bpf import BpfError, check_filter
+from kvmtui.capture.correlate import PacketRow
+from kvmtui.capture.dhcp import DhcpTransaction, check_lease, transaction_json
+from kvmtui.capture.engine import CaptureBatch, CaptureError, CaptureSession, capture_hops
+from kvmtui.core.model import HostSnapshot, NicPath
+
+
+def _err(msg: str) -> None:
+    print(f"kvmtui: {msg}", file=sys.stderr)
+
+
+def _read_host(uri: str | None) -> HostSnapshot:
+    from kvmtui.core.snapshot import read_host
+
+    return read_host(uri=uri)
+
+
+def select_path(snap: HostSnapshot, key: str) -> tuple[NicPath | None, str | None]:
+    """The path of the NIC named by ``key``: a VM name (its first NIC with a tap), a tap name or
+    a MAC. Returns (path, None) or (None, one-line reason)."""
+    k = key.strip()
+    low = k.lower()
+    by_mac = [p for p in snap.paths if p.mac == low]
+    by_tap = [
+        p for p in snap.paths if any(h.dev == k and h.role in ("tap", "macvtap") for h in p.hops)
+    ]
+    by_vm = [p for p in snap.paths if p.vm == k]
+    for cands in (by_mac, by_tap, by_vm):
+        if cands:
+            live = [p for p in cands if capture_hops(p)]
+            if live:
+                return live[0], None
+            return None, f"{k}: nothing to capture: {cands[0].verdict}"
+    known = ", ".join(sorted({v.name for v in snap.vms})) or "none"
+    return None, f"no VM, tap or MAC {k!r} on this host (known VMs: {known})"
+
+
+def _resolver(uri: str | None) -> Callable[[str], NicPath | None]:
+    def resolve(mac: str) -> NicPath | None:
+        snap = _read_host(uri)
+        for p in snap.paths:
+            if p.mac == mac.lower() and capture_hops(p):
+                return p
+        return None
+
+    return resolve
+
+
+def _session(
+    args: argparse.Namespace, extra_filter: str | None
+) -> tuple[CaptureSession | None, int]:
+    uri = getattr(args, "connect", None)
+    snap = _read_host(uri)
+    path, why = select_path(snap, str(args.vm))
+    if path is None:
+        _err(why or "no path")
+        return None, 2 if why and why.startswith("no VM") else 1
+    vm_by_mac = {n.mac: v.name for v in snap.vms for n in v.nics}
+    try:
+        sess = CaptureSession(
+            path, bpf_filter=extra_filter, resolve=_resolver(uri), networks=snap.networks,
+            vm_by_mac=vm_by_mac,
+        )  # fmt: skip
+        sess.start()
+    except BpfError as exc:
+        _err(str(exc))
+        return None, 2
+    except CaptureError as exc:
+        _err(str(exc))
+        return None, 1
+    hops = ", ".join(f"{h.role} {h.dev}" for _, h in capture_hops(path))
+    print(f"kvmtui: capturing {path.vm} ({path.mac}, {path.mode}) on {hops}", file=sys.stderr)
+    return sess, 0
+
+
+def row_json(r: PacketRow) -> dict[str, Any]:
+    f = r.frame
+    nat = None
+    if r.nat is not None:
+        nat = {
+            "from": r.nat.from_,
+            "to": r.nat.to,
+            "conntrack": r.nat.conntrack,
+            "conntrack_detail": r.nat.conntrack_detail,
+        }
+    return {
+        "seq": r.seq,
+        "time": r.time_ns / 1e9,
+        "direction": r.direction,
+        "hops": [
+            {
+                "dev": s.dev,
+                "role": s.role,
+                "time": s.time_ns / 1e9,
+                "offset_us": round((s.time_ns - r.time_ns) / 1000, 3),
+                "outgoing": s.outgoing,
+            }
+            for s in r.hops
+        ],
+        "src": f.src_ip or f.src_mac,
+        "dst": f.dst_ip or f.dst_mac,
+        "src_mac": f.src_mac,
+        "dst_mac": f.dst_mac,
+        "proto": f.proto,
+        "sport": f.sport,
+        "dport": f.dport,
+        "summary": r.summary,
+        "nat": nat,
+        "expected": list(r.expected),
+        "missing": list(r.missing),
+        "stopped": r.stopped,
+    }
+
+
+def row_text(r: PacketRow) -> str:
+    ts = datetime.fromtimestamp(r.time_ns / 1e9).strftime("%H:%M:%S.%f")
+    hops = ", ".join(f"{dev} +{us:.0f}us" for dev, us in r.offsets_us())
+    line = f"{ts} {r.direction:<3} {r.summary}  [{hops}]"
+    if r.nat is not None:
+        ok = {True: "conntrack agrees", False: "conntrack disagrees", None: "not checked"}
+        line += f"  NAT {r.nat.from_} -> {r.nat.to} ({ok[r.nat.conntrack]})"
+    if r.stopped:
+        line += f"  !! {r.stopped}"
+    return line
+
+
+def _events(batch: CaptureBatch, out: TextIO) -> None:
+    for e in batch.events:
+        print(f"kvmtui: {e.message}", file=out)
+
+
+def run_trace(args: argparse.Namespace) -> int:
+    flt = getattr(args, "filter", None)
+    if flt:
+        bad = check_filter(flt)
+        if bad:
+            _err(bad)
+            return 2
+    sess, code = _session(args, flt)
+    if sess is None:
+        return code
+    count = max(1, int(getattr(args, "count", 10) or 10))
+    deadline = time.monotonic() + float(getattr(args, "timeout", 30.0) or 30.0)
+    as_json = bool(getattr(args, "json", False))
+    printed = 0
+    last = None
+    try:
+        while printed < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+            batch = last = sess.poll()
+            _events(batch, sys.stderr)
+            for r in batch.rows:
+                if printed >= count:
+                    break
+                print(json.dumps(row_json(r)) if as_json else row_text(r), flush=True)
+                printed += 1
+            if not batch.running and sess.error:
+                _err(sess.error)
+                break
+    finally:
+        sess.stop()
+    if last is not None:
+        stats = ", ".join(f"{h.dev} {h.received} seen/{h.dropped} dropped" for h in last.hops)
+        print(f"kvmtui: {printed} packets; kernel counters: {stats}", file=sys.stderr)
+    pcap = getattr(args, "pcap", None)
+    if pcap:
+        try:
+            n = sess.export_pcapng(pcap)
+        except OSError as exc:
+            _err(f"cannot write {pcap}: {exc.strerror or exc}")
+            return 1
+        print(
+            f"kvmtui: wrote {n} frames to {pcap} (pcapng, one interface per hop)", file=sys.stderr
+        )
+    if printed == 0:
+        _err(f"no packet of {args.vm} seen in {getattr(args, 'timeout', 30.0)} s")
+        return 1
+    return 0
+
+
+def dhcp_text(tx: DhcpTransaction) -> str:
+    lines = [f"DHCP xid 0x{tx.xid:08x} client {tx.client} ({tx.vm or 'unknown VM'}): {tx.outcome}"]
+    t0 = tx.messages[0].time if tx.messages else 0.0
+    for m in tx.messages:
+        extra = f" offers {m.yiaddr}" if m.type in ("offer", "ack") else ""
+        sid = f" server-id {m.server_id}" if m.server_id else ""
+        lines.append(
+            f"  +{(m.time - t0) * 1000:8.1f} ms  {m.type:<9} on {m.dev:<8} from {m.src_mac}"
+            f"{extra}{sid}  (seen on {', '.join(m.seen_on)})"
+        )
+    if tx.offered_ip:
+        lines.append(f"  address: {tx.offered_ip}")
+    if tx.server is not None:
+        s = tx.server
+        lines.append(f"  server: {s.name}: {s.ip} ({s.mac}), arrived on {s.dev}")
+    if tx.lease_check is not None:
+        lines.append(f"  libvirt lease: {tx.lease_check.status}: {tx.lease_check.detail}")
+    return "\n".join(lines)
+
+
+def run_dhcp(args: argparse.Namespace) -> int:
+    sess, code = _session(args, "udp and (port 67 or port 68)")
+    if sess is None:
+        return code
+    mac = sess.path.mac.lower()
+    timeout = float(getattr(args, "timeout", 60.0) or 60.0)
+    deadline = time.monotonic() + timeout
+    done: DhcpTransaction | None = None
+    latest: DhcpTransaction | None = None
+    try:
+        while done is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            batch = sess.poll()
+            _events(batch, sys.stderr)
+            for tx in batch.dhcp:
+                if tx.client != mac:
+                    continue
+                latest = tx
+                if tx.outcome in ("bound", "refused (Nak)", "declined", "released"):
+                    done = tx
+        if done is not None:
+            time.sleep(0.3)  # the Ack's other sightings
+            for tx in sess.poll().dhcp:
+                if (tx.xid, tx.client) == (done.xid, done.client):
+                    done = tx
+    finally:
+        sess.stop()
+    found = done or latest
+    if found is None:
+        _err(
+            f"no DHCP exchange of {args.vm} seen in {timeout:g} s: the guest renews at half its "
+            "lease time; restart its DHCP client (or the VM) to see one now"
+        )
+        return 1
+    tx = found
+    if tx.acked:
+        tx = replace(tx, lease_check=check_lease(tx, getattr(args, "connect", None)))
+    if getattr(args, "json", False):
+        print(json.dumps(transaction_json(tx)))
+    else:
+        print(dhcp_text(tx))
+    return 0 if done is not None else 1
