@@ -47,6 +47,11 @@ LAN_DEV = "eth0"
 LAN_ROUTER_MAC = "02:00:0a:00:00:01"
 LAN_RANGE = ("10.0.0.100", "10.0.0.200")
 LAN_SUBNET = "10.0.0.0/24"
+# the LAN router's own uplink to the fake Internet (the host is not in the bridged VMs' path)
+LAN_UPLINK = "wan0"
+LAN_UPLINK_IP = "198.51.100.3"
+LAN_UPLINK_CIDR = "198.51.100.3/24"
+INTERNET_LAN_DEV = "eth1"  # the fake Internet's end of that uplink
 
 # namespace suffixes (the full name is prefix + suffix)
 NS_INET = "inet"

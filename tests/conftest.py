@@ -1,0 +1,155 @@
+"""Session fixtures: the real lab, and a guard that the root namespace is left untouched.
+
+``lab`` (session scope) brings the lab up with ``kvmtui lab up`` (a subprocess, so the CLI is
+what is tested) and returns a ``kvmtui.lab.handle.LabHandle``. Environment:
+
+    KVMTUI_LAB_PREFIX   prefix of the lab's namespaces (default ``kvmtuit-``)
+    KVMTUI_LAB_QEMU=0   light VMs only (no QEMU guests)
+    KVMTUI_LAB_REUSE=1  use the lab already up under that prefix (bring it up if not) and leave
+                        it up at the end; otherwise the lab is torn down at the end, even on
+                        failure
+
+The root-namespace guard records the root namespace's links, routes, ip_forward and nft
+ruleset when the session starts, and compares them after everything (the lab's teardown
+included) in ``pytest_sessionfinish``: any difference is reported and fails the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from kvmtui.lab.handle import LabHandle
+
+LAB_PREFIX = os.environ.get("KVMTUI_LAB_PREFIX", "kvmtuit-")
+LAB_QEMU = os.environ.get("KVMTUI_LAB_QEMU", "1") != "0"
+LAB_REUSE = os.environ.get("KVMTUI_LAB_REUSE") == "1"
+
+
+def kvmtui_cmd(*args: str) -> list[str]:
+    """The kvmtui command line, run with this interpreter."""
+    return [sys.executable, "-m", "kvmtui", *args]
+
+
+def lab_cli(prefix: str, *args: str, timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        kvmtui_cmd("lab", "--prefix", prefix, *args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+# -- the root namespace guard ------------------------------------------------------------------
+
+
+def _ip_json(*args: str) -> Any:
+    out = subprocess.run(["ip", "-j", *args], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout or "[]")
+
+
+def root_snapshot() -> dict[str, Any]:
+    """What the suite must not change in the root namespace (volatile fields left out)."""
+    links = sorted(
+        (
+            link.get("ifindex"),
+            link.get("ifname"),
+            link.get("link_type"),
+            link.get("address"),
+            link.get("mtu"),
+            link.get("master"),
+            tuple(sorted(link.get("flags", []))),
+        )
+        for link in _ip_json("link", "show")
+    )
+    routes = sorted(
+        json.dumps({k: v for k, v in r.items() if k not in ("expires",)}, sort_keys=True)
+        for family in ("-4", "-6")
+        for r in _ip_json(family, "route", "show", "table", "all")
+    )
+    nft = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
+    with open("/proc/sys/net/ipv4/ip_forward") as f:
+        forward = f.read().strip()
+    return {"links": links, "routes": routes, "nft": nft, "ip_forward": forward}
+
+
+def root_differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Human-readable differences between two root snapshots (empty: identical)."""
+    diffs = []
+    for key in ("links", "routes"):
+        gone = [x for x in before[key] if x not in after[key]]
+        new = [x for x in after[key] if x not in before[key]]
+        diffs += [f"{key}: removed {x}" for x in gone] + [f"{key}: added {x}" for x in new]
+    if before["nft"] != after["nft"]:
+        diffs.append("nft ruleset changed")
+    if before["ip_forward"] != after["ip_forward"]:
+        diffs.append(f"ip_forward {before['ip_forward']} -> {after['ip_forward']}")
+    return diffs
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_ROOT_KEY] = root_snapshot() if os.geteuid() == 0 else None
+
+
+_ROOT_KEY = pytest.StashKey[dict[str, Any] | None]()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    before = session.config.stash.get(_ROOT_KEY, None)
+    if before is None:
+        return
+    diffs = root_differences(before, root_snapshot())
+    if diffs:
+        msg = "ROOT NAMESPACE CHANGED by the test session:\n  " + "\n  ".join(diffs)
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(msg, red=True, bold=True)
+        else:
+            print(msg, file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def root_before(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The root namespace as it was when the session started."""
+    snap = request.config.stash.get(_ROOT_KEY, None)
+    if snap is None:
+        pytest.fail("the root-namespace guard needs root")
+    return snap
+
+
+# -- the lab -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[LabHandle]:
+    """The lab, up (light VMs, and QEMU guests unless KVMTUI_LAB_QEMU=0)."""
+    if os.geteuid() != 0:
+        pytest.fail("the lab tests need root (namespaces, libvirtd)")
+    from kvmtui.lab.builder import Lab, qemu_available
+
+    qemu = LAB_QEMU and qemu_available()
+    if LAB_QEMU and not qemu:
+        pytest.fail("QEMU guests asked for but qemu-system-x86_64 or /boot/vmlinuz-* is missing")
+    args = ["up", "--quiet"] + ([] if qemu else ["--no-qemu"])
+    t0 = time.monotonic()
+    try:
+        cp = lab_cli(LAB_PREFIX, *args, timeout=400)
+        if cp.returncode != 0:
+            pytest.fail(f"lab up failed ({cp.returncode}): {cp.stderr.strip()[-2000:]}")
+        print(f"\nlab {LAB_PREFIX} up in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+        # with REUSE, a lab that runs its QEMU guests keeps them (and the handle says so)
+        yield LabHandle.for_prefix(LAB_PREFIX, Lab(LAB_PREFIX).qemu_enabled())
+    finally:
+        if not LAB_REUSE:
+            cp = lab_cli(LAB_PREFIX, "down", timeout=120)
+            if cp.returncode != 0:
+                print(f"lab down failed: {cp.stderr.strip()}", file=sys.stderr)
