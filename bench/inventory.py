@@ -38,9 +38,9 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from kvmtui.core import nlfast  # noqa: E402
-from kvmtui.core.netlink import read_fdb, read_links, read_netlink  # noqa: E402
-from kvmtui.core.nlwatch import NetlinkWatcher  # noqa: E402
+from kvmtui.core import nlfast
+from kvmtui.core.netlink import read_fdb, read_links, read_netlink
+from kvmtui.core.nlwatch import NetlinkWatcher
 
 NLM_F_CREATE = 0x400
 NLM_F_EXCL = 0x200

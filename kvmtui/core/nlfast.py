@@ -38,6 +38,8 @@ NLM_F_MULTI = 0x02
 NLM_F_ACK = 0x04
 NLM_F_DUMP_INTR = 0x10
 NLM_F_DUMP = 0x300
+NLM_F_EXCL = 0x200
+NLM_F_CREATE = 0x400
 
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
@@ -292,6 +294,26 @@ class NlConn:
         except OSError as exc:
             raise NetlinkError(f"netlink request failed: {exc.strerror}") from None
         return self.seq
+
+    def request(self, mtype: int, body: bytes, flags: int = 0) -> None:
+        """Send one request (``flags`` e.g. NLM_F_CREATE | NLM_F_EXCL) and wait for its ACK."""
+        seq = self._send(mtype, NLM_F_REQUEST | NLM_F_ACK | flags, body)
+        while True:
+            try:
+                data = self.sock.recv(RECV_SIZE)
+            except OSError as exc:
+                raise NetlinkError(f"netlink read failed: {exc.strerror}") from None
+            pos = 0
+            while pos + 16 <= len(data):
+                mlen, t, _fl, mseq, _pid = _NLMSGHDR.unpack_from(data, pos)
+                if mlen < 16:
+                    raise NetlinkError("malformed netlink message")
+                if mseq == seq and t == NLMSG_ERROR:
+                    (code,) = _I32.unpack_from(data, pos + 16)
+                    if code:
+                        raise NetlinkError(f"netlink request {mtype} refused: {os.strerror(-code)}")
+                    return
+                pos = (pos + mlen + 3) & ~3
 
     def messages(
         self, mtype: int, body: bytes, dump: bool = True
