@@ -1,0 +1,358 @@
+"""``LiveHost``: the real host as a ``SnapshotSource`` (see :mod:`kvmtui.core.source`).
+
+- ``snapshot()`` reads everything (netlink, libvirt, firewall, processes) and joins it.
+- ``watch()`` keeps the parts cached and re-reads only what an event says changed: netlink
+  multicast (``NetlinkWatcher``: links, addresses, FDB, neighbours, routes) and libvirt event
+  callbacks (domain and network lifecycle, on the default event loop run in a daemon thread).
+  An FDB-only change re-dumps only the FDB. A new snapshot goes out within 100 ms of the event
+  (events arriving within ``COALESCE_S`` are folded into one snapshot).
+- libvirtd going away is noticed through the connection's close callback (and keepalive); the
+  snapshot then carries a ``Problem`` and ``watch()`` retries every ``RECONNECT_S`` seconds.
+- ``counters()`` is the only thing meant to be polled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from kvmtui.core.firewall import FirewallState, read_firewall
+from kvmtui.core.model import HostSnapshot, LinkStats, NetlinkState, Problem
+from kvmtui.core.procs import ProcState, read_procs
+from kvmtui.core.snapshot import build_snapshot, read_guest_macs
+from kvmtui.core.virt import VirtState, connect_problem, read_virt
+
+COALESCE_S = 0.005
+RECONNECT_S = 3.0
+LEASE_REFRESH_S = 2.0  # leases have no libvirt event: re-read them at most this often on changes
+
+_loop_lock = threading.Lock()
+_loop_started = False
+
+
+def _ensure_event_loop() -> Any:
+    """Register libvirt's default event implementation once and run it in a daemon thread."""
+    global _loop_started
+    from kvmtui.core.virt import _libvirt
+
+    libvirt = _libvirt()
+    with _loop_lock:
+        if not _loop_started:
+            libvirt.virEventRegisterDefaultImpl()
+
+            def run() -> None:
+                while True:
+                    try:
+                        libvirt.virEventRunDefaultImpl()
+                    except Exception:
+                        time.sleep(0.1)
+
+            threading.Thread(target=run, name="libvirt-events", daemon=True).start()
+            _loop_started = True
+    return libvirt
+
+
+class _FallbackWatcher:
+    """Used only if ``kvmtui.core.nlwatch`` is unavailable: pyroute2 multicast in a thread."""
+
+    def __init__(self, netns: str | None, on_change: Callable[[frozenset[str]], None]) -> None:
+        self._netns = netns
+        self._on_change = on_change
+        self._stop = threading.Event()
+        self._ipr: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        from pyroute2 import IPRoute
+
+        from kvmtui.core.netns import in_netns
+
+        with in_netns(self._netns):
+            self._ipr = IPRoute()
+        self._ipr.bind()
+        self._thread = threading.Thread(target=self._run, name="nl-fallback", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                msgs = self._ipr.get()
+            except Exception:
+                if self._stop.is_set():
+                    return
+                time.sleep(0.05)
+                continue
+            kinds: set[str] = set()
+            for m in msgs:
+                ev = str(m.get("event", ""))
+                if "NEIGH" in ev:
+                    kinds.add("fdb" if m.get("family") == 7 else "neigh")
+                elif "LINK" in ev:
+                    kinds.add("link")
+                elif "ADDR" in ev:
+                    kinds.add("addr")
+                elif "ROUTE" in ev:
+                    kinds.add("route")
+            if kinds:
+                self._on_change(frozenset(kinds))
+
+    def stop(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(Exception):
+            self._ipr.close()
+
+
+def _make_watcher(netns: str | None, on_change: Callable[[frozenset[str]], None]) -> Any:
+    try:
+        from kvmtui.core.nlwatch import NetlinkWatcher
+
+        return NetlinkWatcher(netns, on_change)
+    except ImportError:
+        return _FallbackWatcher(netns, on_change)
+
+
+def _only_fdb(kinds: frozenset[str]) -> bool:
+    return bool(kinds) and all("fdb" in k.lower() for k in kinds)
+
+
+class LiveHost:
+    """The real host (or one network namespace of it) and a libvirt URI."""
+
+    def __init__(self, uri: str | None = None, netns: str | None = None) -> None:
+        self.uri = uri
+        self.netns = netns
+        self._lock = threading.RLock()
+        self._conn: Any = None
+        self._conn_dead = False
+        self._nl = NetlinkState()
+        self._nl_problems: list[Problem] = []
+        self._guest_macs: dict[str, str] = {}
+        self._virt = VirtState(uri=uri)
+        self._fw = FirewallState()
+        self._procs = ProcState()
+        self._dirty = threading.Event()
+        self._kinds: set[str] = set()
+        self._virt_dirty = False
+        self._events_ok = False
+        self._callback_ids: list[tuple[str, int]] = []
+
+    # --- reading the parts ---------------------------------------------------------------
+
+    def _read_netlink(self) -> None:
+        try:
+            from kvmtui.core.netlink import read_netlink
+
+            nl = read_netlink(self.netns)
+            self._nl_problems = []
+        except Exception as exc:
+            nl = NetlinkState()
+            self._nl_problems = [Problem("netlink", f"netlink: cannot read links ({exc})")]
+        macs, gp = read_guest_macs(nl)
+        self._nl, self._guest_macs = nl, macs
+        self._nl_problems.extend(gp)
+
+    def _read_fdb(self) -> None:
+        try:
+            from kvmtui.core.netlink import read_fdb
+
+            self._nl = replace(self._nl, fdb=read_fdb(self.netns))
+        except Exception:
+            self._read_netlink()
+
+    def _read_virt(self) -> None:
+        conn = self._conn
+        if conn is not None and not self._conn_dead:
+            v = read_virt(self.uri, conn=conn)
+            if not v.connected:
+                self._drop_conn()
+            self._virt = v
+        else:
+            self._virt = read_virt(self.uri)
+
+    def _read_slow_parts(self) -> None:
+        self._fw = read_firewall(self.netns)
+        self._procs = read_procs()
+
+    def _build(self) -> HostSnapshot:
+        return build_snapshot(
+            self._nl,
+            self._virt,
+            firewall=self._fw,
+            procs=self._procs,
+            guest_macs=self._guest_macs,
+            problems=self._nl_problems,
+        )
+
+    def snapshot(self) -> HostSnapshot:
+        with self._lock:
+            self._read_netlink()
+            self._read_virt()
+            self._read_slow_parts()
+            return self._build()
+
+    def counters(self) -> Mapping[str, LinkStats]:
+        try:
+            from kvmtui.core.netlink import read_counters
+
+            return read_counters(self.netns)
+        except Exception:
+            return {}
+
+    # --- libvirt connection with events --------------------------------------------------
+
+    def _drop_conn(self) -> None:
+        conn, self._conn = self._conn, None
+        self._conn_dead = False
+        if conn is None:
+            return
+        for kind, cid in self._callback_ids:
+            with contextlib.suppress(Exception):
+                if kind == "domain":
+                    conn.domainEventDeregisterAny(cid)
+                else:
+                    conn.networkEventDeregisterAny(cid)
+        self._callback_ids = []
+        with contextlib.suppress(Exception):
+            conn.unregisterCloseCallback()
+        with contextlib.suppress(Exception):
+            conn.close()
+
+    def _connect(self) -> Problem | None:
+        """Open the event-carrying connection. None on success, else the Problem."""
+        try:
+            libvirt = _ensure_event_loop()
+        except ImportError:
+            return None  # read_virt reports the missing module
+        try:
+            conn = libvirt.openReadOnly(self.uri)
+        except libvirt.libvirtError as exc:
+            return connect_problem(self.uri, exc)
+
+        def changed(*_a: Any) -> None:
+            self._virt_dirty = True
+            self._dirty.set()
+
+        def closed(*_a: Any) -> None:
+            self._conn_dead = True
+            self._virt_dirty = True
+            self._dirty.set()
+
+        try:
+            with contextlib.suppress(Exception):
+                conn.setKeepAlive(2, 3)
+            conn.registerCloseCallback(closed, None)
+            self._callback_ids = [
+                (
+                    "domain",
+                    conn.domainEventRegisterAny(
+                        None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, changed, None
+                    ),
+                ),
+                (
+                    "network",
+                    conn.networkEventRegisterAny(
+                        None, libvirt.VIR_NETWORK_EVENT_ID_LIFECYCLE, changed, None
+                    ),
+                ),
+            ]
+        except libvirt.libvirtError as exc:
+            with contextlib.suppress(Exception):
+                conn.close()
+            return connect_problem(self.uri, exc)
+        self._conn = conn
+        self._conn_dead = False
+        return None
+
+    # --- watching ------------------------------------------------------------------------
+
+    def _on_netlink(self, kinds: frozenset[str]) -> None:
+        with self._lock:
+            self._kinds.update(kinds or {"link"})
+        self._dirty.set()
+
+    def watch(self, on_snapshot: Callable[[HostSnapshot], None], stop: threading.Event) -> None:
+        watcher = _make_watcher(self.netns, self._on_netlink)
+        watcher_problem: Problem | None = None
+        try:
+            watcher.start()
+        except Exception as exc:
+            watcher_problem = Problem(
+                "netlink", f"netlink: no live updates ({exc}); the view refreshes on demand"
+            )
+        try:
+            self._watch(on_snapshot, stop, watcher_problem)
+        finally:
+            with contextlib.suppress(Exception):
+                watcher.stop()
+            with self._lock:
+                self._drop_conn()
+
+    def _watch(
+        self,
+        on_snapshot: Callable[[HostSnapshot], None],
+        stop: threading.Event,
+        watcher_problem: Problem | None,
+    ) -> None:
+        with self._lock:
+            self._connect()
+            self._read_netlink()
+            self._read_virt()
+            self._read_slow_parts()
+            snap = self._build()
+        extra = (watcher_problem,) if watcher_problem else ()
+        on_snapshot(replace(snap, problems=snap.problems + extra))
+        next_retry = time.monotonic() + RECONNECT_S
+        last_leases = time.monotonic()
+        while not stop.is_set():
+            timeout = max(0.05, min(1.0, next_retry - time.monotonic()))
+            fired = self._dirty.wait(timeout)
+            if stop.is_set():
+                return
+            now = time.monotonic()
+            reconnected = False
+            if self._conn is None or self._conn_dead:
+                if self._conn_dead:
+                    with self._lock:
+                        self._drop_conn()
+                    self._virt_dirty = True
+                    fired = True
+                if now >= next_retry:
+                    next_retry = now + RECONNECT_S
+                    with self._lock:
+                        if self._connect() is None:
+                            reconnected = True
+                            self._virt_dirty = True
+                            fired = True
+            if not fired:
+                continue
+            time.sleep(COALESCE_S)  # fold a burst of events into one snapshot
+            with self._lock:
+                self._dirty.clear()
+                kinds = frozenset(self._kinds)
+                self._kinds.clear()
+                virt_dirty, self._virt_dirty = self._virt_dirty, False
+                if kinds:
+                    if _only_fdb(kinds):
+                        self._read_fdb()
+                    else:
+                        self._read_netlink()
+                neigh = any("neigh" in k.lower() for k in kinds)
+                if virt_dirty or reconnected:
+                    self._read_virt()
+                    self._read_slow_parts()
+                elif neigh and time.monotonic() - last_leases > LEASE_REFRESH_S:
+                    # a new lease usually shows as a neighbour first: refresh leases cheaply
+                    self._read_virt()
+                    last_leases = time.monotonic()
+                elif kinds and not _only_fdb(kinds):
+                    self._procs = read_procs() if "link" in kinds else self._procs
+                snap = self._build()
+            on_snapshot(replace(snap, problems=snap.problems + extra))
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop_conn()
