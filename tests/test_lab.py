@@ -324,11 +324,16 @@ def test_down_removes_everything_even_after_a_crash() -> None:
         # a crash: libvirtd and a VM loop killed hard; up repairs them
         os.kill(pids["libvirtd"][0], signal.SIGKILL)
         os.killpg(pids["vm-nat-light"][0], signal.SIGKILL)
+        # and a VM's tap deleted (its loop still runs, on a veth that is gone)
+        br = spec.lab_vm("br-light")
+        subprocess.run(["ip", "-n", f"{prefix}host", "link", "del", str(br.tap)], check=True)
         cp = lab_cli(prefix, "up", "--no-qemu")
         assert cp.returncode == 0, cp.stderr
         st = json.loads(lab_cli(prefix, "status", "--json").stdout)
         assert st["up"] is True
         assert st["processes"]["libvirtd"] not in (None, pids["libvirtd"][0])
+        ips = {vm["name"]: vm["ip"] for vm in st["vms"]}
+        assert ips["br-light"] and ips["nat-light"], ips
         t0 = time.monotonic()
         cp = lab_cli(prefix, "down")
         assert cp.returncode == 0, cp.stderr

@@ -325,7 +325,10 @@ class Lab:
         for i, vm in enumerate(spec.LIGHT_VMS):
             assert vm.tap is not None
             ns = spec.ns_name(self.prefix, vm.name)
+            name = f"vm-{vm.name}"
             if not self._has_link(self.host, vm.tap):
+                # a new veth: the old loop's udhcpc holds the old one, start the VM afresh
+                self.pids.kill(name)
                 if self._has_link(ns, "eth0"):
                     run("ip", "-n", ns, "link", "del", "eth0")
                 run("ip", "-n", self.host, "link", "add", vm.tap, "address", vm.tap_mac,
@@ -334,7 +337,6 @@ class Lab:
             # (again) on every up: a restarted libvirt network is a new bridge
             run("ip", "-n", self.host, "link", "set", vm.tap, "master", vm.bridge, "up")
             run("ip", "-n", ns, "link", "set", "eth0", "up")
-            name = f"vm-{vm.name}"
             if self.pids.alive(name) is None:
                 # leftovers of a killed run (udhcpc, pings) go first
                 inode = netns_inode(ns)
