@@ -19,8 +19,8 @@ from collections.abc import Iterator
 import pytest
 
 from kvmtui.core import nlfast
-from kvmtui.core.netlink import NetnsGone, read_fdb
-from kvmtui.core.nlwatch import ALL_KINDS, NetlinkWatcher
+from kvmtui.core.netlink import NetnsGone, apply_fdb_changes, read_fdb
+from kvmtui.core.nlwatch import ALL_KINDS, FdbChange, NetlinkWatcher
 
 PREFIX = os.environ.get("KVMTUI_NL_TEST_PREFIX", "kvB-")
 
@@ -117,6 +117,11 @@ class Ns:
         for i in range(0, n, 200):
             self.conn.sock.send(b"".join(self.fdb_msg(m, flags) for m in macs[i : i + 200]))
         return [m.hex(":") for m in macs]
+
+    def del_fdb(self, mac: bytes) -> None:
+        body = _NDMSG.pack(nlfast.AF_BRIDGE, self.p0, 0, nlfast.NTF_MASTER, 0)
+        body += nlfast.nla(nlfast.NDA_LLADDR, mac)
+        self.conn.request(nlfast.RTM_DELNEIGH, body)
 
     def add_neigh(self, ip: str, mac: bytes) -> None:
         body = _NDMSG.pack(socket.AF_INET, self.br0, nlfast.NUD_PERMANENT, 0, 0)
@@ -274,3 +279,70 @@ def test_watched_namespace_deleted(ns: Ns) -> None:
 def test_missing_namespace() -> None:
     with pytest.raises(NetnsGone, match="does not exist"):
         NetlinkWatcher(f"{PREFIX}nonexistent", lambda _k: None).start()
+
+
+def _key(recs: object) -> set[tuple[str, str, str, str]]:
+    return {(r.mac, r.port, r.bridge, r.kind) for r in recs}  # type: ignore[attr-defined]
+
+
+def test_fdb_changes_patch_the_table(ns: Ns) -> None:
+    """on_fdb hands over decoded FDB events; applied to the last dump they give what a new
+    dump gives (adds, a burst, a port added meanwhile, deletions)."""
+    got: list[FdbChange] = []
+    rec = Recorder()
+    before = read_fdb(ns.name, "br0")
+    with NetlinkWatcher(ns.name, rec, on_fdb=got.extend):
+        _settle(rec)
+        t0 = time.perf_counter()
+        ns.add_fdb(b"\x02\x00\x00\x00\x01\x01")
+        rec.wait_for("fdb", t0)
+        first = [c for c in got if c.record.mac == "02:00:00:00:01:01"]
+        assert len(first) == 1 and not first[0].deleted
+        assert (first[0].record.port, first[0].record.bridge) == ("p0", "br0")
+        assert first[0].record.kind == "static"
+        ns.add_fdb_burst(500, tag=3)
+        # a port that did not exist when the watcher started: named from the link event
+        subprocess.run(["ip", "-n", ns.name, "link", "add", "w2", "type", "veth", "peer", "name",
+                        "w2p"], check=True)  # fmt: skip
+        subprocess.run(["ip", "-n", ns.name, "link", "set", "w2", "master", "br0"], check=True)
+        subprocess.run(["bridge", "-n", ns.name, "fdb", "add", "02:00:00:00:02:02", "dev", "w2",
+                        "master", "static"], check=True)  # fmt: skip
+        t1 = time.perf_counter()
+        ns.del_fdb(b"\x02\x00\x00\x00\x01\x01")
+        rec.wait_for("fdb", t1)
+        rec.quiet(0.2)
+    assert any(c.deleted and c.record.mac == "02:00:00:00:01:01" for c in got)
+    w2 = [c.record for c in got if c.record.mac == "02:00:00:00:02:02"]
+    assert w2 and w2[0].port == "w2"
+    patched = apply_fdb_changes(before, got)
+    assert _key(patched) == _key(read_fdb(ns.name, "br0"))
+    assert len(patched) == len(read_fdb(ns.name, "br0"))
+
+
+def test_fdb_client_contract_survives_overrun(ns: Ns) -> None:
+    """A client that patches on on_fdb and re-dumps when told everything changed ends with the
+    kernel's FDB even when the socket overran; the overrun batch is not handed over."""
+    table = {"fdb": read_fdb(ns.name, "br0")}
+    batches: list[int] = []
+
+    def on_fdb(changes: tuple[FdbChange, ...]) -> None:
+        batches.append(len(changes))
+        table["fdb"] = apply_fdb_changes(table["fdb"], changes)
+
+    rec = Recorder(block_first_s=0.4)
+
+    def on_change(kinds: frozenset[str]) -> None:
+        rec(kinds)
+        if kinds == ALL_KINDS:
+            table["fdb"] = read_fdb(ns.name, "br0")
+
+    with NetlinkWatcher(ns.name, on_change, rcvbuf=4096, on_fdb=on_fdb) as w:
+        ns.add_fdb(b"\x02\x00\x00\x00\x03\x01")
+        time.sleep(0.05)
+        ns.add_fdb_burst(1000, tag=4)
+        time.sleep(0.4)
+        rec.quiet(0.3)
+        assert w.overruns >= 1
+    assert batches[0] == 1  # the change before the overrun came whole
+    assert sum(batches) < 1001  # what was lost was not passed off as a complete batch
+    assert _key(table["fdb"]) == _key(read_fdb(ns.name, "br0"))

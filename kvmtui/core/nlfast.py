@@ -721,7 +721,9 @@ def _fdb_vlan(data: bytes, pos: int, end: int) -> int | None:
 
 
 def _fdb_slow(data: bytes, pos: int, end: int) -> FdbRaw | None:
-    """Any attribute order; None for entries without NDA_MASTER (a device's own list)."""
+    """One FDB message's payload (``data[pos:end]``, after the nlmsghdr), any attribute order:
+    ``(mac, port, vlan, state, flags, updated, master)``; None for entries without NDA_MASTER
+    (a device's own address list, not the bridge's FDB)."""
     _fam, index, state, flags, _typ = _NDMSG.unpack_from(data, pos)
     mac = ""
     vlan = updated = master = None
@@ -773,3 +775,37 @@ def netns_ids(conn: NlConn, run_dir: str = "/run/netns") -> dict[int, str]:
         if nsid is not None:
             out.setdefault(nsid, name)
     return out
+
+
+decode_fdb = _fdb_slow
+
+
+def fdb_record(raw: FdbRaw, names: dict[int, str]) -> FdbRecord:
+    """An :class:`FdbRecord` from decoded values, port and bridge named from ``names``."""
+    mac, port, vlan, state, flags, updated, master = raw
+    return FdbRecord(
+        mac=mac,
+        port_index=port,
+        port=names.get(port) or str(port),
+        bridge=names.get(master) or str(master),
+        vlan=vlan,
+        kind=fdb_kind(state, flags),
+        age_s=None if updated is None else updated / USER_HZ,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FdbChange:
+    """One FDB entry added/updated (``deleted`` False) or removed, from a netlink event."""
+
+    deleted: bool
+    record: FdbRecord
+
+
+def link_name_of(data: bytes, pos: int, end: int) -> tuple[int, str | None]:
+    """``(ifindex, IFLA_IFNAME or None)`` of a link message payload."""
+    index = _IFINFO.unpack_from(data, pos)[2]
+    for t, s, e in _attrs(data, pos + 16, end):
+        if t == IFLA_IFNAME:
+            return index, _cstr(data, s, e)
+    return index, None

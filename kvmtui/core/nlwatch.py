@@ -12,6 +12,11 @@ or ``window_s`` (40 ms) after the first pending change, whichever comes first, s
 FDB changes give a handful of callbacks and a single change is reported within a few ms. When
 the kernel drops messages because the socket overran (``ENOBUFS``), the watcher reports that
 everything changed and carries on.
+
+With ``on_fdb`` the watcher also decodes the FDB events themselves and hands them over, in
+order, just before the ``on_change`` of the same batch: a client holding a big FDB patches it
+(:func:`kvmtui.core.netlink.apply_fdb_changes`) instead of re-dumping it. A batch that lost
+messages to an overrun is not handed over; its ``on_change`` says everything changed.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ import time
 from collections.abc import Callable
 
 from kvmtui.core import nlfast
-from kvmtui.core.nlfast import NetlinkError, NsHandle
+from kvmtui.core.nlfast import FdbChange, NetlinkError, NlConn, NsHandle
+
+__all__ = ["ALL_KINDS", "FdbChange", "NetlinkWatcher", "message_kinds"]
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +97,17 @@ class NetlinkWatcher:
         quiet_s: float = 0.005,
         window_s: float = 0.04,
         rcvbuf: int = 4 << 20,
+        on_fdb: Callable[[tuple[FdbChange, ...]], None] | None = None,
     ) -> None:
         self.netns = netns
         self.on_change = on_change
         self.quiet_s = quiet_s
         self.window_s = window_s
         self.rcvbuf = rcvbuf
+        self.on_fdb = on_fdb
+        self._names: dict[int, str] = {}  # ifindex -> name, kept only for on_fdb
+        self._fdb: list[FdbChange] = []
+        self._fdb_lost = False
         self.overruns = 0  # ENOBUFS seen
         self.callbacks = 0
         self._sock: socket.socket | None = None
@@ -122,6 +134,14 @@ class NetlinkWatcher:
                 raise NetlinkError(
                     f"cannot subscribe to netlink events: {exc.strerror or exc}"
                 ) from None
+            if self.on_fdb is not None:
+                # names of ports and bridges, then kept current from link events
+                try:
+                    with NlConn.open(ns) as conn:
+                        self._names = {rl.index: rl.name for rl in nlfast.dump_links(conn)}
+                except BaseException:
+                    sock.close()
+                    raise
         sock.setblocking(False)
         self._sock = sock
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
@@ -175,14 +195,49 @@ class NetlinkWatcher:
                 if exc.errno == errno.ENOBUFS:
                     self.overruns += 1
                     pending.update(ALL_KINDS)
+                    self._fdb_lost = True
                     got = True
                     continue
                 raise
             got = True
             message_kinds(data, pending)
+            if self.on_fdb is not None:
+                self._decode_fdb(data)
+
+    def _decode_fdb(self, data: bytes) -> None:
+        """Collect FDB changes, and follow link names so they can be named."""
+        pos = 0
+        n = len(data)
+        unpack = nlfast._NLMSGHDR.unpack_from
+        while pos + 16 <= n:
+            mlen, mtype = unpack(data, pos)[:2]
+            if mlen < 16:
+                break
+            end = pos + mlen
+            if mtype in _NEIGH_TYPES and data[pos + 16] == nlfast.AF_BRIDGE:
+                raw = nlfast.decode_fdb(data, pos + 16, end)
+                if raw is not None:
+                    rec = nlfast.fdb_record(raw, self._names)
+                    self._fdb.append(FdbChange(mtype == nlfast.RTM_DELNEIGH, rec))
+            elif mtype == nlfast.RTM_NEWLINK:
+                index, name = nlfast.link_name_of(data, pos + 16, end)
+                if name:
+                    self._names[index] = name
+            elif mtype == nlfast.RTM_DELLINK:
+                index, _name = nlfast.link_name_of(data, pos + 16, end)
+                self._names.pop(index, None)
+            pos += (mlen + 3) & ~3
 
     def _emit(self, pending: set[str]) -> None:
         self.callbacks += 1
+        changes, lost = tuple(self._fdb), self._fdb_lost
+        self._fdb.clear()
+        self._fdb_lost = False
+        if self.on_fdb is not None and changes and not lost:
+            try:
+                self.on_fdb(changes)
+            except Exception:
+                log.exception("netlink watcher FDB callback failed")
         try:
             self.on_change(frozenset(pending))
         except Exception:
