@@ -487,3 +487,39 @@ def test_namespace_vanishing_mid_read() -> None:
         assert all("\n" not in str(e) and ns in str(e) for e in errors)
     finally:
         del_ns(ns)
+
+
+_AS_NOBODY = """
+import json, sys
+from kvmtui.core.netlink import NetlinkError, read_netlink
+own = read_netlink(None)
+try:
+    read_netlink(sys.argv[1])
+    other = "read"
+except NetlinkError as exc:
+    other = str(exc)
+print(json.dumps({"links": [lk.name for lk in own.links], "fwd": own.ip_forward, "other": other}))
+"""
+
+
+def test_without_root(topo: Topo) -> None:
+    """Dropped to nobody in a subprocess: the own namespace still reads; entering another
+    namespace fails with one line saying why."""
+
+    def drop() -> None:
+        os.setgid(65534)
+        os.setuid(65534)
+
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-c", _AS_NOBODY, topo.a],
+        capture_output=True, text=True, preexec_fn=drop, cwd="/", timeout=60,
+        env={"PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))},
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert set(out["links"]) == {lk.name for lk in read_links(None)}
+    assert out["fwd"] in (True, False)
+    assert out["other"].startswith(f"cannot enter network namespace {topo.a!r}")
+    assert "\n" not in out["other"] and "Traceback" not in r.stderr

@@ -144,6 +144,18 @@ def _fdb_records(
     return out
 
 
+def _links_and_addresses(conn: NlConn) -> tuple[list[RawLink], dict[int, list[str]]]:
+    """Link and address dumps, again (up to twice) if the kernel flagged one as interrupted by
+    a concurrent change (NLM_F_DUMP_INTR: the dump may have missed or doubled an entry)."""
+    for _attempt in range(3):
+        conn.interrupted = False
+        raw = nlfast.dump_links(conn)
+        addrs = nlfast.dump_addresses(conn)
+        if not conn.interrupted:
+            break
+    return raw, addrs
+
+
 def _guard(netns: str | None, what: str) -> str:
     return f"reading {what} of network namespace {netns!r}" if netns else f"reading {what}"
 
@@ -152,8 +164,7 @@ def read_netlink(netns: str | None = None) -> NetlinkState:
     """Everything the host model needs from rtnetlink in namespace ``netns`` (None: current)."""
     try:
         with NsHandle(netns) as ns, NlConn.open(ns) as conn:
-            raw = nlfast.dump_links(conn)
-            addrs = nlfast.dump_addresses(conn)
+            raw, addrs = _links_and_addresses(conn)
             nsnames: dict[int, str] = {}
             if any(rl.netnsid is not None for rl in raw):
                 nsnames = nlfast.netns_ids(conn)
@@ -210,8 +221,7 @@ def read_links(netns: str | None = None) -> tuple[Link, ...]:
     """The links of ``netns`` with their addresses (no FDB, routes or neighbours)."""
     try:
         with NsHandle(netns) as ns, NlConn.open(ns) as conn:
-            raw = nlfast.dump_links(conn)
-            addrs = nlfast.dump_addresses(conn)
+            raw, addrs = _links_and_addresses(conn)
             nsnames = nlfast.netns_ids(conn) if any(rl.netnsid is not None for rl in raw) else {}
             return _build_links(raw, addrs, nsnames)
     except NetlinkError:
