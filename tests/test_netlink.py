@@ -116,6 +116,9 @@ def topo() -> Iterator[Topo]:
                   "link set brv up", "link set p1 up", "link set p1p up")  # fmt: skip
             sh("bridge", "-n", a, "vlan", "add", "vid", "10", "dev", "p1")
         batch(b, "link set lo up", "link set eth0 up", "addr add 10.9.0.1/24 dev eth0")
+        # a veth pair with the same ifindex on both sides (as the lab's wan0 has)
+        sh("ip", "-n", a, "link", "add", "same0", "index", "77", "type", "veth", "peer", "name",
+           "same1", "index", "77", "netns", b)  # fmt: skip
         sh("bridge", "-n", a, "link", "set", "dev", "tap0", "learning", "off", "flood", "off")
         sh("bridge", "-n", a, "fdb", "add", "52:54:00:00:00:01", "dev", "tap0", "master", "static")
         if t.vlan:
@@ -158,6 +161,12 @@ def test_links_match_ip_link(topo: Topo, state: NetlinkState) -> None:
         if r.get("link_type") != "none":
             assert lk.mac == r["address"]
         assert lk.flags_promisc == ("PROMISC" in r["flags"]), r["ifname"]
+        if "link_netnsid" in r:  # peer/lower link in another namespace: its index there
+            assert (lk.peer_netns_id, lk.peer_index) == (r["link_netnsid"], r.get("link_index"))
+        elif r.get("link"):  # in this namespace: iproute2 names it
+            assert lk.peer_index == ours[r["link"]].index and lk.peer_netns_id is None
+        else:
+            assert lk.peer_index is None, r["ifname"]
 
 
 def test_link_kinds(state: NetlinkState) -> None:
@@ -229,6 +238,10 @@ def test_veth_peer_in_other_namespace(topo: Topo, state: NetlinkState) -> None:
     same_index_in_a = [lk for lk in state.links if lk.index == ens9.peer_index]
     for other in same_index_in_a:
         assert other.name != "eth0"
+    # same ifindex on both sides: the peer is index 77 *in b*, not the link itself
+    same0 = by_name(state)["same0"]
+    assert same0.index == 77 and same0.peer_index == 77
+    assert same0.peer_netns == topo.b and same0.peer_netns_id == ens9.peer_netns_id
     # a veth whose peer is in the same namespace has no netns id, and its peer index is local
     v1, v2 = by_name(state)["v1"], by_name(state)["v2"]
     assert v1.peer_index == v2.index and v2.peer_index == v1.index

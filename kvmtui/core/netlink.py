@@ -96,7 +96,9 @@ def _build_links(
     names = {rl.index: rl.name for rl in raw}
     out = []
     for rl in raw:
-        peer = rl.link if rl.link and rl.link != rl.index else None
+        # IFLA_LINK equal to the own index means "no lower link", unless it is an index in the
+        # peer's namespace (a veth pair can have the same ifindex on both sides)
+        peer = rl.link if rl.link and (rl.link != rl.index or rl.netnsid is not None) else None
         out.append(
             Link(
                 index=rl.index,
