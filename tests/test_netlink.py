@@ -536,3 +536,51 @@ def test_without_root(topo: Topo) -> None:
     assert out["fwd"] in (True, False)
     assert out["other"].startswith(f"cannot enter network namespace {topo.a!r}")
     assert "\n" not in out["other"] and "Traceback" not in r.stderr
+
+
+# --- on the lab ------------------------------------------------------------------------------
+
+
+@pytest.mark.lab
+def test_lab_host_namespace(lab: Any) -> None:
+    """The lab's KVM host as the lab built it: bridges, uplink, ports with their VMs' peer
+    namespaces, taps of the QEMU guests, guest MACs learned on their ports, ip_forward."""
+    from kvmtui.lab import spec
+
+    st = read_netlink(lab.host_ns)
+    links = by_name(st)
+    for br in (spec.NAT_BRIDGE, spec.ISO_BRIDGE, spec.BR_BRIDGE):
+        assert links[br].kind == "bridge"
+    uplink = links[spec.UPLINK]
+    assert uplink.kind == "veth" and uplink.peer_netns == lab.ns(spec.NS_INET)
+    assert spec.UPLINK_CIDR in uplink.addresses
+    assert [r.dev for r in st.routes if r.dst == "default"] == [spec.UPLINK]
+    nic = links[spec.BR_NIC]
+    assert nic.master == spec.BR_BRIDGE and nic.peer_netns == lab.ns(spec.NS_LAN)
+    assert st.ip_forward is True
+    ports = dict(st.bridge_ports)
+    for vm in lab.vms:
+        if vm.kind == "light":
+            tap = links[vm.tap]
+            assert tap.kind == "veth" and tap.peer_netns == lab.vm_ns(vm.name)
+        else:
+            tap = next(lk for lk in st.links if lk.mac == vm.tap_mac)
+            assert tap.kind == "tap"
+        assert tap.master == vm.bridge and tap.mac == vm.tap_mac
+        assert ports[tap.name].stp_state == "forwarding"
+    # the guests keep pinging: each guest MAC is learned on its own port (allow a few seconds)
+    deadline = time.monotonic() + 20
+    while True:
+        fdb = {(f.mac, f.bridge): f for f in read_fdb(lab.host_ns)}
+        missing = [vm.name for vm in lab.vms if (vm.mac, vm.bridge) not in fdb]
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert not missing, f"guest MACs never learned: {missing}"
+    for vm in lab.vms:
+        entry = fdb[(vm.mac, vm.bridge)]
+        assert entry.kind == "learned" and entry.age_s is not None and entry.age_s < 300
+        assert links[entry.port].mac == vm.tap_mac
+    lan_router = fdb.get((spec.LAN_ROUTER_MAC, spec.BR_BRIDGE))
+    if lan_router is not None:
+        assert lan_router.port == spec.BR_NIC
