@@ -134,7 +134,7 @@ class DhcpTracker:
         self.max_tx = max_tx
         self._tx: dict[tuple[int, str], _Tx] = {}
         self._roles: dict[str, str] = {}
-        self._rank: dict[str, int] = {}
+        self._hop: dict[str, int] = {}
 
     def add(
         self, frame: Frame, dev: str, role: str, time_ns: int, hop: int = 0
@@ -152,7 +152,8 @@ class DhcpTracker:
             if len(self._tx) > self.max_tx:
                 del self._tx[next(iter(self._tx))]
         self._roles[dev] = role
-        self._rank[dev] = -hop if d.op == 2 else hop
+        self._hop[dev] = hop
+        sign = -1 if d.op == 2 else 1
         t = time_ns / 1e9
         mk = (d.msg_type, frame.payload_crc)
         old = tx.messages.get(mk)
@@ -163,7 +164,7 @@ class DhcpTracker:
             )  # fmt: skip
         elif dev in old.seen_on:
             return None  # the same message at the same hop: a retransmission with same bytes
-        elif (t, self._rank[dev]) < (old.time, self._rank.get(old.dev, 0)):  # earlier here
+        elif (t, sign * hop) < (old.time, sign * self._hop.get(old.dev, 0)):  # earlier here
             msg = replace(old, dev=dev, time=t, seen_on=(dev, *old.seen_on))
         else:
             msg = replace(old, seen_on=(*old.seen_on, dev))
