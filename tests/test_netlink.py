@@ -420,6 +420,11 @@ def test_read_fdb_one_bridge(topo: Topo, state: NetlinkState) -> None:
     assert {(f.mac, f.port) for f in read_fdb(topo.a)} == {(f.mac, f.port) for f in state.fdb}
     with pytest.raises(NetlinkError, match="no bridge named 'nope'"):
         read_fdb(topo.a, "nope")
+    on_ens9 = read_fdb(topo.a, "br0", port="ens9")
+    assert on_ens9 and {f.port for f in on_ens9} == {"ens9"}
+    assert {(f.mac, f.kind) for f in on_ens9} == {(f.mac, f.kind) for f in br0 if f.port == "ens9"}
+    with pytest.raises(NetlinkError, match="'v1' is not a port of bridge 'br0'"):
+        read_fdb(topo.a, "br0", port="v1")
 
 
 # --- L3 --------------------------------------------------------------------------------------

@@ -164,7 +164,10 @@ class NetlinkWatcher:
             self._close_in_thread = True  # called from on_change: _run closes on its way out
         else:
             thread.join(timeout)
-            self._close()
+            if thread.is_alive():  # stuck in on_change: it closes on its way out
+                self._close_in_thread = True
+            else:
+                self._close()
 
     def _close(self) -> None:
         if self._sock is not None:
