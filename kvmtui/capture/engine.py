@@ -294,6 +294,14 @@ class CaptureSession:
 
     def start(self) -> CaptureSession:
         """Open every hop (raises CaptureError / BpfError with a one-line message)."""
+        try:
+            socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0).close()
+        except PermissionError:
+            raise CaptureError(
+                "capturing needs root (or CAP_NET_RAW and CAP_NET_ADMIN): run kvmtui as root"
+            ) from None
+        if not self.path.mac or self.path.mac.count(":") != 5:
+            raise CaptureError(f"{self.path.vm}: its NIC's MAC address is unknown, cannot filter")
         specs = self._specs(self.path)
         if not specs:
             raise CaptureError(f"{self.path.vm}: nothing to capture ({self.path.verdict})")

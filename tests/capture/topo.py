@@ -65,6 +65,7 @@ class Topo:
         self.inet = prefix + "i"
         self.lan = prefix + "l"
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.servers: dict[str, subprocess.Popen[bytes]] = {}
         self.dir = f"/tmp/{prefix}topo"
 
     def ns(self, vm: TVm) -> str:
@@ -188,7 +189,9 @@ class Topo:
 
     def dnsmasq(self, ns: str, iface: str, rng: tuple[str, str], router: str) -> None:
         tag = f"{ns}-{iface}"
-        p = subprocess.Popen(
+        if tag in self.servers and self.servers[tag].poll() is None:
+            return
+        p = self.servers[tag] = subprocess.Popen(
             ["ip", "netns", "exec", ns, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
              f"--interface={iface}", "--bind-interfaces", "--except-interface=lo",
              f"--dhcp-range={rng[0]},{rng[1]},255.255.255.0,1h", f"--dhcp-option=3,{router}",
