@@ -194,17 +194,13 @@ def build_snapshot(
         vms.append(Vm(name=ns, uuid="", state="running", nics=tuple(nics), kind="light"))
     vms.sort(key=lambda v: (v.kind != "libvirt", v.name))
 
-    # networks: add light VMs to their network's VM list
-    extra: dict[str, list[str]] = {}
+    # networks: the VMs with a NIC on each (libvirt domains and namespace guests)
+    on_net: dict[str, list[str]] = {}
     for vm in vms:
-        if vm.kind == "light":
-            for nic in vm.nics:
-                if nic.network:
-                    extra.setdefault(nic.network, []).append(vm.name)
-    networks = [
-        replace(n, vms=n.vms + tuple(x for x in extra.get(n.name, ()) if x not in n.vms))
-        for n in networks
-    ]
+        for nic in vm.nics:
+            if nic.network and vm.name not in on_net.setdefault(nic.network, []):
+                on_net[nic.network].append(vm.name)
+    networks = [replace(n, vms=tuple(on_net.get(n.name, ()))) for n in networks]
 
     # --- MAC owners ---
     owners: dict[str, MacOwner] = {}
@@ -235,8 +231,9 @@ def build_snapshot(
         if mac in owners and owners[mac].kind == "vm":
             return owners[mac]
         pl = by_name.get(port)
-        if pl is not None and pl.mac == mac:
-            return host_owner.get(mac) or MacOwner("host", port, port)
+        if pl is not None and pl.mac == mac:  # the port's own MAC (a bridge may share it)
+            ip = _v4(pl.addresses)
+            return MacOwner("host", port, port, ip, "host-address" if ip else "none")
         if mac in host_owner:
             return host_owner[mac]
         if mac in owners:
