@@ -13,6 +13,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from kvmtui.core.netlink import (
     read_fdb,
     read_links,
     read_netlink,
+    read_peer_macs,
 )
 from kvmtui.core.nlfast import RawLink
 
@@ -246,6 +248,17 @@ def test_veth_peer_in_other_namespace(topo: Topo, state: NetlinkState) -> None:
     v1, v2 = by_name(state)["v1"], by_name(state)["v2"]
     assert v1.peer_index == v2.index and v2.peer_index == v1.index
     assert v1.peer_netns_id is None and v1.peer_netns is None
+
+
+def test_read_peer_macs(topo: Topo, state: NetlinkState) -> None:
+    macs, problems = read_peer_macs(state.links)
+    assert problems == ()
+    assert macs["ens9"] == ipj(topo.b, "link", "show", "eth0")[0]["address"]
+    assert macs["same0"] == ipj(topo.b, "link", "show", "same1")[0]["address"]
+    assert "v1" not in macs  # its peer is here, not in another namespace
+    gone = replace(by_name(state)["ens9"], peer_netns=f"{PREFIX}nonexistent")
+    macs, problems = read_peer_macs([gone])
+    assert macs == {} and len(problems) == 1 and "does not exist" in problems[0]
 
 
 def test_peer_netns_unnamed(topo: Topo) -> None:
