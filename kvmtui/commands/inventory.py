@@ -63,6 +63,8 @@ def print_inventory(snap: HostSnapshot, out: TextIO) -> None:
             )
         for f in b.fdb:
             ip = f" {f.owner.ip} ({f.owner.ip_source})" if f.owner.ip else ""
+            if f.owner.kind == "neighbour":
+                ip = " (neighbour table)"
             vlan = f" vlan {f.vlan}" if f.vlan else ""
             print(
                 f"    fdb  {f.mac}  {f.port:<10} {f.kind:<9} {_age(f.age_s):>5}  "

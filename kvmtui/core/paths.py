@@ -108,6 +108,11 @@ def _subnet(net: Network) -> str | None:
     return None
 
 
+def _has_uplink(snap: HostSnapshot, bridge: str) -> bool:
+    br = snap.bridge(bridge)
+    return br is not None and bool(br.uplinks)
+
+
 def nic_path(snap: HostSnapshot, vm: Vm, nic: VmNic) -> NicPath:
     net = _network_of(snap, nic)
     mode: NetMode | str
@@ -115,7 +120,7 @@ def nic_path(snap: HostSnapshot, vm: Vm, nic: VmNic) -> NicPath:
         mode = "direct"
     elif net is not None:
         mode = net.mode
-    elif nic.bridge:
+    elif nic.bridge and (nic.type == "bridge" or _has_uplink(snap, nic.bridge)):
         mode = "bridge"
     else:
         mode = "unknown"
@@ -165,8 +170,10 @@ def nic_path(snap: HostSnapshot, vm: Vm, nic: VmNic) -> NicPath:
         br_evs.append(Evidence("bridge state", br.state, br.state in ("up", "unknown")))
         if nic.tap:
             br_evs.extend(_port_evs(port, nic.tap))
-        f = _fdb_of(br, nic.mac)
-        if f is None:
+        f = _fdb_of(br, nic.mac) if nic.mac else None
+        if not nic.mac:
+            br_evs.append(Evidence("FDB", "guest MAC unknown", None))
+        elif f is None:
             br_evs.append(Evidence("FDB", f"{nic.mac} not learned (no frame from it yet)", None))
         elif nic.tap and f.port != nic.tap:
             br_evs.append(Evidence("FDB", f"{nic.mac} learned on {f.port}, not {nic.tap}", False))
@@ -265,6 +272,14 @@ def nic_path(snap: HostSnapshot, vm: Vm, nic: VmNic) -> NicPath:
             f"{subnet or 'the subnet'} back to this host",
         )
 
+    if net is None:
+        hops.append(Hop(None, "end", (Evidence("libvirt network", "none found", None),)))
+        return done(
+            hops,
+            False,
+            f"way out unknown: no libvirt network uses {br_name or 'this bridge'} "
+            "and it has no uplink port",
+        )
     hops.append(Hop(None, "end", (Evidence("mode", str(mode), None),)))
     return done(hops, False, f"unknown network mode ({mode})")
 

@@ -343,6 +343,8 @@ def read_guest_macs(nl: NetlinkState) -> tuple[dict[str, str], list[Problem]]:
     for lk in wanted:
         assert lk.peer_netns is not None
         by_ns.setdefault(lk.peer_netns, []).append(lk)
+    failed: list[str] = []
+    reason = ""
     for ns, lks in by_ns.items():
         try:
             with in_netns(ns):
@@ -357,13 +359,17 @@ def read_guest_macs(nl: NetlinkState) -> tuple[dict[str, str], list[Problem]]:
             finally:
                 ipr.close()
         except Exception as exc:
-            problems.append(
-                Problem(
-                    "netlink",
-                    f"netlink: cannot read the guest end of {lks[0].name} in "
-                    f"namespace {ns} ({exc})",
-                )
+            failed.append(ns)
+            reason = reason or str(exc)
+    if failed:
+        hint = ": run as root to see their MACs" if "not permitted" in reason else ""
+        problems.append(
+            Problem(
+                "netlink",
+                f"netlink: cannot read the guest end of {len(failed)} namespace guest(s) "
+                f"({', '.join(failed)}: {reason}){hint}",
             )
+        )
     return out, problems
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, replace
@@ -87,7 +88,9 @@ def connect_problem(uri: str | None, exc: BaseException) -> Problem:
     msg = msg.removeprefix("libvirt: ")
     hint = "is libvirtd running? Try -c URI"
     low = msg.lower()
-    if "permission denied" in low or "authentication" in low or "access denied" in low:
+    if os.geteuid() != 0 and ("system bus" in low or "polkit" in low):
+        hint = "not root: run as root or as a member of the libvirt group"
+    elif "permission denied" in low or "authentication" in low or "access denied" in low:
         hint = "run as root or as a member of the libvirt group, or try -c qemu:///session"
     return Problem("libvirt", f"libvirt: cannot connect to {describe_uri(uri)} ({msg}): {hint}")
 

@@ -1,0 +1,156 @@
+"""LiveHost: a new snapshot within 100 ms of a change, from netlink multicast (in a namespace we
+own) and from libvirt lifecycle events (libvirt's test driver, whose default connection is
+shared inside one process, so a read-write connection here changes what LiveHost watches)."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from kvmtui.core.live import LiveHost
+from kvmtui.core.model import HostSnapshot
+from kvmtui.core.netns import in_netns
+
+LIMIT_S = 0.100
+NO_DAEMON = "qemu:///system?socket=/nonexistent/kvC/libvirt-sock"
+
+
+@pytest.fixture
+def ns() -> Iterator[str]:
+    name = f"kvC-live{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+class Watch:
+    """Runs LiveHost.watch in a thread and records (monotonic time, snapshot)."""
+
+    def __init__(self, host: LiveHost) -> None:
+        self.host = host
+        self.snaps: list[tuple[float, HostSnapshot]] = []
+        self.cond = threading.Condition()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=host.watch, args=(self._on, self.stop), daemon=True)
+
+    def _on(self, s: HostSnapshot) -> None:
+        with self.cond:
+            self.snaps.append((time.monotonic(), s))
+            self.cond.notify_all()
+
+    def __enter__(self) -> Watch:
+        self.thread.start()
+        self.wait(lambda s: True, since=0.0, timeout=10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        assert not self.thread.is_alive(), "watch() did not return after stop"
+        self.host.close()
+
+    def wait(
+        self, pred: Callable[[HostSnapshot], bool], since: float, timeout: float = 2.0
+    ) -> tuple[float, HostSnapshot]:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for t, s in self.snaps:
+                    if t >= since and pred(s):
+                        return t, s
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("no matching snapshot in time")
+                self.cond.wait(left)
+
+
+def test_link_and_fdb_changes_within_100ms(ns: str) -> None:
+    from pyroute2 import IPRoute
+
+    with in_netns(ns):
+        ipr = IPRoute()
+    try:
+        with Watch(LiveHost(uri=NO_DAEMON, netns=ns)) as w:
+            first = w.snaps[0][1]
+            assert first.link("kvcv0") is None
+            # libvirtd unreachable: the snapshot says so, netlink still works
+            assert any(p.source == "libvirt" for p in first.problems)
+
+            t0 = time.monotonic()
+            ipr.link("add", ifname="kvcv0", kind="veth", peer="kvcv1")
+            t, s = w.wait(lambda s: s.link("kvcv0") is not None, since=t0)
+            assert t - t0 < LIMIT_S, f"link add took {(t - t0) * 1000:.0f} ms"
+            assert s.link("kvcv0").kind == "veth"  # type: ignore[union-attr]
+
+            ipr.link("add", ifname="kvcbr", kind="bridge")
+            br = ipr.link_lookup(ifname="kvcbr")[0]
+            ipr.link("set", ifname="kvcv0", master=br)
+            ipr.link("set", ifname="kvcbr", state="up")
+            w.wait(lambda s: any(p.name == "kvcv0" for b in s.bridges for p in b.ports), since=t0)
+
+            mac = "02:00:00:c0:ff:ee"
+            port = ipr.link_lookup(ifname="kvcv0")[0]
+            t0 = time.monotonic()
+            # bridge fdb add MAC dev kvcv0 master static: NTF_MASTER, NUD_NOARP
+            ipr.fdb("add", ifindex=port, lladdr=mac, flags=0x04, state=0x40)
+            t, s = w.wait(lambda s: any(f.mac == mac for b in s.bridges for f in b.fdb), since=t0)
+            assert t - t0 < LIMIT_S, f"FDB add took {(t - t0) * 1000:.0f} ms"
+            entry = next(f for f in s.bridge("kvcbr").fdb if f.mac == mac)  # type: ignore[union-attr]
+            assert entry.port == "kvcv0" and entry.kind == "static"
+
+            t0 = time.monotonic()
+            ipr.link("del", ifname="kvcv0")
+            t, s = w.wait(lambda s: s.link("kvcv0") is None, since=t0)
+            assert t - t0 < LIMIT_S
+            assert not any(f.mac == mac for b in s.bridges for f in b.fdb)
+
+            counters = w.host.counters()
+            assert "kvcbr" in counters and "lo" in counters
+    finally:
+        ipr.close()
+
+
+def test_libvirt_lifecycle_event_within_100ms(ns: str) -> None:
+    import libvirt
+
+    uri = "test:///default"
+    with Watch(LiveHost(uri=uri, netns=ns)) as w:
+        first = w.snaps[0][1]
+        assert first.problems == () and first.vm("test") is not None
+        assert first.vm("test").state == "running"  # type: ignore[union-attr]
+        rw = libvirt.open(uri)  # the same in-process test-driver instance
+        try:
+            dom = rw.lookupByName("test")
+            t0 = time.monotonic()
+            dom.suspend()
+            t, _ = w.wait(lambda s: s.vm("test").state == "paused", since=t0)  # type: ignore[union-attr]
+            assert t - t0 < LIMIT_S, f"domain event took {(t - t0) * 1000:.0f} ms"
+            t0 = time.monotonic()
+            dom.resume()
+            t, _ = w.wait(lambda s: s.vm("test").state == "running", since=t0)  # type: ignore[union-attr]
+            assert t - t0 < LIMIT_S
+            net = rw.networkLookupByName("default")
+            t0 = time.monotonic()
+            net.destroy()
+            t, _ = w.wait(lambda s: not s.network("default").active, since=t0)  # type: ignore[union-attr]
+            assert t - t0 < LIMIT_S, f"network event took {(t - t0) * 1000:.0f} ms"
+            net.create()
+            w.wait(lambda s: s.network("default").active, since=t0)  # type: ignore[union-attr]
+        finally:
+            rw.close()
+
+
+def test_snapshot_without_watch(ns: str) -> None:
+    host = LiveHost(uri=NO_DAEMON, netns=ns)
+    s = host.snapshot()
+    assert s.link("lo") is not None and s.vms == ()
+    (p,) = [p for p in s.problems if p.source == "libvirt"]
+    assert "is libvirtd running? Try -c URI" in p.message
+    host.close()
