@@ -175,7 +175,7 @@ class LiveHost:
 
     def _read_slow_parts(self) -> None:
         self._fw = read_firewall(self.netns)
-        self._procs = read_procs()
+        self._procs = read_procs(self.netns)
 
     def _build(self) -> HostSnapshot:
         return build_snapshot(
@@ -349,7 +349,7 @@ class LiveHost:
                     self._read_virt()
                     last_leases = time.monotonic()
                 elif kinds and not _only_fdb(kinds):
-                    self._procs = read_procs() if "link" in kinds else self._procs
+                    self._procs = read_procs(self.netns) if "link" in kinds else self._procs
                 snap = self._build()
             on_snapshot(replace(snap, problems=snap.problems + extra))
 

@@ -51,7 +51,30 @@ def tap_names_of(pid: int) -> list[str]:
     return out
 
 
-def read_procs() -> ProcState:
+def _netns_inode(netns: str | None) -> int | None:
+    from kvmtui.core.netns import netns_path
+
+    try:
+        return os.stat(netns_path(netns) if netns else "/proc/self/ns/net").st_ino
+    except OSError:
+        return None
+
+
+def _in_netns(pid: int, inode: int | None) -> bool:
+    """Is the process in the namespace (True when it cannot be told: not our process)."""
+    if inode is None:
+        return True
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino == inode
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+
+
+def read_procs(netns: str | None = None) -> ProcState:
+    """QEMU processes of network namespace ``netns`` (None: ours). Tap names and domain names
+    are only unique within one host (namespace), so processes elsewhere are left out."""
     try:
         import psutil
     except ImportError:
@@ -63,11 +86,14 @@ def read_procs() -> ProcState:
     vms: list[tuple[str, int]] = []
     taps: list[tuple[str, int]] = []
     denied = 0
+    inode = _netns_inode(netns)
     for p in psutil.process_iter(["name", "cmdline"]):
         try:
             name = p.info.get("name") or ""
             cmd = p.info.get("cmdline") or []
             if not (name.startswith("qemu") or (cmd and "qemu" in os.path.basename(cmd[0]))):
+                continue
+            if not _in_netns(p.pid, inode):
                 continue
             guest = _guest_name(cmd)
             if guest:

@@ -392,7 +392,7 @@ def read_host(uri: str | None = None, netns: str | None = None) -> HostSnapshot:
     problems.extend(gp)
     virt = read_virt(uri)
     fw = read_firewall(netns)
-    procs = read_procs()
+    procs = read_procs(netns)
     return build_snapshot(
         nl, virt, firewall=fw, procs=procs, guest_macs=guest_macs, problems=problems
     )

@@ -1,0 +1,82 @@
+"""Processes behind VMs and taps: the QEMU command line's ``-name guest=NAME`` and the tun
+driver's ``iff:`` line in /proc/PID/fdinfo."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from kvmtui.core.procs import _guest_name, read_procs, tap_names_of
+from kvmtui.lab.handle import LabHandle
+
+# A stand-in for QEMU (no real part can run as cheaply): a Python process whose argv[0] says
+# qemu-system-x86_64, whose command line carries -name guest=..., and which holds a real tap.
+HOLDER = r"""
+import fcntl, os, struct, sys, time
+fd = os.open("/dev/net/tun", os.O_RDWR)
+fcntl.ioctl(fd, 0x400454ca, struct.pack("16sH", b"kvctap0", 0x0002 | 0x1000))  # TUNSETIFF TAP|NO_PI
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.fixture
+def holder() -> Iterator[tuple[int, str]]:
+    ns = f"kvC-pr{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    p = subprocess.Popen(
+        ["ip", "netns", "exec", ns, "bash", "-c",
+         f'exec -a qemu-system-x86_64 {sys.executable} -c "$0" -name "$1"',
+         HOLDER, "guest=kvC-fake,debug-threads=on"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        yield p.pid, ns
+    finally:
+        p.kill()
+        p.wait()
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def test_guest_name_parsing() -> None:
+    assert _guest_name(["qemu", "-name", "guest=web1,debug-threads=on"]) == "web1"
+    assert _guest_name(["qemu", "-name", "plain"]) == "plain"
+    assert _guest_name(["qemu", "-m", "64"]) is None
+
+
+def test_vm_and_tap_owner_of_a_qemu_like_process(holder: tuple[int, str]) -> None:
+    pid, ns = holder
+    assert tap_names_of(pid) == ["kvctap0"]
+    st = read_procs(ns)
+    assert st.vm_pids == (("kvC-fake", pid),)
+    assert st.tap_pids == (("kvctap0", pid),)
+    assert st.problems == ()
+    # a process in another namespace is not this host's: names are unique per namespace only
+    other = read_procs(None)
+    assert ("kvC-fake", pid) not in other.vm_pids
+
+
+@pytest.mark.lab
+def test_lab_qemu_taps(lab: LabHandle) -> None:
+    if not lab.qemu:
+        pytest.fail("this test needs the lab's QEMU guests (KVMTUI_LAB_QEMU=1)")
+    from kvmtui.core.snapshot import read_host
+
+    deadline = time.monotonic() + 30
+    while True:
+        snap = read_host(uri=lab.uri, netns=lab.host_ns)
+        vms = [v for v in snap.vms if v.kind == "libvirt" and v.state == "running"]
+        if len(vms) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    st = read_procs(lab.host_ns)
+    taps = dict(st.tap_pids)
+    for v in vms:
+        tap = v.nics[0].tap
+        assert tap is not None and taps.get(tap) == v.pid, (v.name, tap, taps)
