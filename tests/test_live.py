@@ -4,17 +4,22 @@ shared inside one process, so a read-write connection here changes what LiveHost
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from kvmtui.core.live import LiveHost
 from kvmtui.core.model import HostSnapshot
 from kvmtui.core.netns import in_netns
+from kvmtui.lab.handle import LabHandle
 
 LIMIT_S = 0.100
 NO_DAEMON = "qemu:///system?socket=/nonexistent/kvC/libvirt-sock"
@@ -154,3 +159,88 @@ def test_snapshot_without_watch(ns: str) -> None:
     (p,) = [p for p in s.problems if p.source == "libvirt"]
     assert "is libvirtd running? Try -c URI" in p.message
     host.close()
+
+
+class SocketProxy:
+    """A Unix-socket relay in front of the lab's libvirtd: stopping it looks, to a client,
+    exactly like libvirtd going away (connections closed, socket refused); starting it again
+    looks like libvirtd coming back. The lab's daemon itself is never touched."""
+
+    def __init__(self, path: str, target: str) -> None:
+        self.path, self.target = path, target
+        self.srv: socket.socket | None = None
+        self.conns: list[socket.socket] = []
+
+    def start(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind(self.path)
+        srv.listen(8)
+        self.srv = srv
+        threading.Thread(target=self._accept, args=(srv,), daemon=True).start()
+
+    def _accept(self, srv: socket.socket) -> None:
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            u.connect(self.target)
+            self.conns += [c, u]
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        if self.srv is not None:
+            self.srv.close()
+            self.srv = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        for s in self.conns:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+        self.conns = []
+
+
+@pytest.mark.lab
+def test_reconnects_when_libvirtd_comes_back(lab: LabHandle, tmp_path: Path) -> None:
+    from kvmtui.lab import spec
+
+    target = f"{spec.state_dir(lab.prefix)}/run/libvirt/libvirt-sock"
+    proxy = SocketProxy(str(tmp_path / "sock"), target)
+    proxy.start()
+    uri = f"qemu:///system?socket={proxy.path}"
+
+    def libvirt_ok(s: HostSnapshot) -> bool:
+        return not any(p.source == "libvirt" for p in s.problems) and bool(s.networks)
+
+    try:
+        with Watch(LiveHost(uri=uri, netns=lab.host_ns)) as w:
+            assert libvirt_ok(w.snaps[0][1])
+            t0 = time.monotonic()
+            proxy.stop()
+            _, s = w.wait(lambda s: not libvirt_ok(s), since=t0, timeout=15)
+            (p,) = [p for p in s.problems if p.source == "libvirt"]
+            assert p.message.startswith(f"libvirt: cannot connect to {uri}")
+            assert s.bridges, "netlink parts are still read while libvirt is away"
+            t0 = time.monotonic()
+            proxy.start()
+            t, s = w.wait(libvirt_ok, since=t0, timeout=15)
+            assert t - t0 < 5.0, f"reconnect took {t - t0:.1f} s"
+            assert s.network(spec.NAT_NET) is not None
+    finally:
+        proxy.stop()
