@@ -16,15 +16,14 @@ included) in ``pytest_sessionfinish``: any difference is reported and fails the 
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from labtools import lab_cli, root_differences, root_snapshot
 
 from kvmtui.lab.handle import LabHandle
 
@@ -33,66 +32,7 @@ LAB_QEMU = os.environ.get("KVMTUI_LAB_QEMU", "1") != "0"
 LAB_REUSE = os.environ.get("KVMTUI_LAB_REUSE") == "1"
 
 
-def kvmtui_cmd(*args: str) -> list[str]:
-    """The kvmtui command line, run with this interpreter."""
-    return [sys.executable, "-m", "kvmtui", *args]
-
-
-def lab_cli(prefix: str, *args: str, timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        kvmtui_cmd("lab", "--prefix", prefix, *args),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 # -- the root namespace guard ------------------------------------------------------------------
-
-
-def _ip_json(*args: str) -> Any:
-    out = subprocess.run(["ip", "-j", *args], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout or "[]")
-
-
-def root_snapshot() -> dict[str, Any]:
-    """What the suite must not change in the root namespace (volatile fields left out)."""
-    links = sorted(
-        (
-            link.get("ifindex"),
-            link.get("ifname"),
-            link.get("link_type"),
-            link.get("address"),
-            link.get("mtu"),
-            link.get("master"),
-            tuple(sorted(link.get("flags", []))),
-        )
-        for link in _ip_json("link", "show")
-    )
-    routes = sorted(
-        json.dumps({k: v for k, v in r.items() if k not in ("expires",)}, sort_keys=True)
-        for family in ("-4", "-6")
-        for r in _ip_json(family, "route", "show", "table", "all")
-    )
-    nft = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
-    with open("/proc/sys/net/ipv4/ip_forward") as f:
-        forward = f.read().strip()
-    return {"links": links, "routes": routes, "nft": nft, "ip_forward": forward}
-
-
-def root_differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """Human-readable differences between two root snapshots (empty: identical)."""
-    diffs = []
-    for key in ("links", "routes"):
-        gone = [x for x in before[key] if x not in after[key]]
-        new = [x for x in after[key] if x not in before[key]]
-        diffs += [f"{key}: removed {x}" for x in gone] + [f"{key}: added {x}" for x in new]
-    if before["nft"] != after["nft"]:
-        diffs.append("nft ruleset changed")
-    if before["ip_forward"] != after["ip_forward"]:
-        diffs.append(f"ip_forward {before['ip_forward']} -> {after['ip_forward']}")
-    return diffs
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

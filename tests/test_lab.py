@@ -14,7 +14,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import kvmtui_cmd, lab_cli
+from labtools import kvmtui_cmd, lab_cli
 
 from kvmtui.core.netns import in_netns
 from kvmtui.lab import spec
@@ -438,3 +438,55 @@ def test_exec_without_lab_or_command_is_a_clear_error() -> None:
     assert cp.returncode == 1 and "not up" in cp.stderr
     cp = lab_cli("kvmtuie-", "exec")
     assert cp.returncode == 1 and "needs a command" in cp.stderr
+
+
+# -- pieces without a lab ------------------------------------------------------------------
+
+
+def test_initramfs_is_a_valid_cpio_with_busybox_modules_and_init(tmp_path: object) -> None:
+    from kvmtui.lab import initramfs
+
+    found = initramfs.kernel()
+    assert found is not None, "linux-image-amd64 gives the guest kernel"
+    _, kver = found
+    out = os.path.join(str(tmp_path), "initrd.cpio.gz")
+    initramfs.build(kver, out)
+    # busybox's own cpio is the reference reader of the newc archive
+    listing = subprocess.run(
+        f"gzip -dc {out} | busybox cpio -t", shell=True, capture_output=True, text=True
+    )
+    names = set(listing.stdout.split())
+    assert {"init", "bin/busybox", "udhcpc.sh", "dev/console"} <= names, listing.stderr
+    for mod in initramfs.MODULES:
+        if initramfs.find_module(kver, mod):
+            assert f"lib/modules/{mod}.ko" in names
+    extract = os.path.join(str(tmp_path), "x")
+    os.makedirs(extract)
+    subprocess.run(f"gzip -dc {out} | busybox cpio -id", shell=True, cwd=extract, check=True)
+    with open(os.path.join(extract, "lib/modules/virtio_net.ko"), "rb") as f:
+        assert f.read(4) == b"\x7fELF"  # decompressed, loadable by busybox insmod
+    assert os.access(os.path.join(extract, "init"), os.X_OK)
+
+
+def test_compressed_modules_are_decompressed(tmp_path: object) -> None:
+    import gzip
+    import lzma
+
+    from kvmtui.lab.initramfs import _read_module
+
+    payload = b"\x7fELF" + bytes(range(256)) * 40
+    for suffix, pack in ((".ko.xz", lzma.compress), (".ko.gz", gzip.compress)):
+        path = os.path.join(str(tmp_path), "m" + suffix)
+        with open(path, "wb") as f:
+            f.write(pack(payload))
+        assert _read_module(path) == payload
+
+
+def test_handle_names() -> None:
+    h = LabHandle.for_prefix("kvmtuit-", qemu=False)
+    assert h.host_ns == "kvmtuit-host" and h.ns(spec.NS_LAN) == "kvmtuit-lan"
+    assert h.vm_ns("iso-a") == "kvmtuit-iso-a"
+    assert h.uri == spec.libvirt_uri("kvmtuit-") and h.uri.endswith("/libvirt-sock")
+    with pytest.raises(ValueError):
+        h.vm_ns("nat-qemu")
+    assert [vm.kind for vm in h.vms] == ["light"] * len(spec.LIGHT_VMS)

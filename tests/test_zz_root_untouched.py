@@ -1,7 +1,7 @@
 """The root namespace's links, routes, ip_forward and nft ruleset are left as they were.
 
 The full check runs in conftest's ``pytest_sessionfinish``, after the lab's teardown, and fails
-the run on any difference. This file (named to run last) checks the same while the lab is up,
+the run on any difference. This file checks the same while the lab is up (mid-session),
 and that the comparison itself catches each kind of change (on copies of the snapshot: the
 root namespace itself is never touched).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from conftest import root_differences, root_snapshot
+from labtools import root_differences, root_snapshot
 
 
 def test_root_namespace_unchanged_so_far(root_before: dict[str, Any]) -> None:

@@ -59,9 +59,15 @@ def qemu_available() -> bool:
 
 
 def kvm_usable() -> bool:
-    """KVM only where it really works; the default is TCG (see LAB-NOTES: a PVM guest host
-    exposes /dev/kvm but cannot boot a guest kernel). Opt in with KVMTUI_LAB_KVM=1."""
-    return os.environ.get("KVMTUI_LAB_KVM") == "1" and os.path.exists("/dev/kvm")
+    """KVM only where it really works, else TCG. A host that is itself a PVM guest exposes
+    /dev/kvm through ``kvm_pvm``, which cannot boot a stock guest kernel (LAB-NOTES), so KVM
+    needs ``kvm_intel``/``kvm_amd`` and no ``kvm_pvm``. KVMTUI_LAB_KVM=1/0 forces the choice."""
+    forced = os.environ.get("KVMTUI_LAB_KVM")
+    if forced in ("0", "1"):
+        return forced == "1" and os.path.exists("/dev/kvm")
+    if not os.path.exists("/dev/kvm") or os.path.exists("/sys/module/kvm_pvm"):
+        return False
+    return os.path.exists("/sys/module/kvm_intel") or os.path.exists("/sys/module/kvm_amd")
 
 
 class Progress:

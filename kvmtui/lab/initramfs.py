@@ -19,7 +19,9 @@ import gzip
 import io
 import lzma
 import os
+import shutil
 import stat
+import subprocess
 
 from kvmtui.lab.procs import LabError
 
@@ -147,15 +149,24 @@ def _read_module(path: str) -> bytes:
     if path.endswith(".gz"):
         return gzip.decompress(raw)
     if path.endswith(".zst"):
-        try:
-            import zstandard  # type: ignore[import-not-found]
-        except ImportError:
-            raise LabError(
-                f"{path} is zstd-compressed: install the zstandard Python package"
-            ) from None
+        return _unzstd(path, raw)
+    return raw
+
+
+def _unzstd(path: str, raw: bytes) -> bytes:
+    """Python 3.11 has no zstd: the zstandard package if present, else the zstd tool."""
+    try:
+        import zstandard  # type: ignore[import-not-found]
+    except ImportError:
+        zstandard = None
+    if zstandard is not None:
         data: bytes = zstandard.ZstdDecompressor().decompress(raw, max_output_size=64 << 20)
         return data
-    return raw
+    if shutil.which("zstd"):
+        cp = subprocess.run(["zstd", "-dc", path], capture_output=True, check=False)
+        if cp.returncode == 0:
+            return cp.stdout
+    raise LabError(f"{path} is zstd-compressed: apt-get install zstd")
 
 
 def find_module(kver: str, name: str) -> str | None:
