@@ -259,6 +259,10 @@ class LiveHost:
                     ),
                 ),
             ]
+            for ev in ("VIR_DOMAIN_EVENT_ID_DEVICE_ADDED", "VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED"):
+                with contextlib.suppress(Exception):  # NIC hot-plug
+                    cid = conn.domainEventRegisterAny(None, getattr(libvirt, ev), changed, None)
+                    self._callback_ids.append(("domain", cid))
         except libvirt.libvirtError as exc:
             with contextlib.suppress(Exception):
                 conn.close()
@@ -307,8 +311,10 @@ class LiveHost:
         on_snapshot(replace(snap, problems=snap.problems + extra))
         next_retry = time.monotonic() + RECONNECT_S
         last_leases = time.monotonic()
+        leases_due: float | None = None  # a lease re-read put off by the rate limit
         while not stop.is_set():
-            timeout = max(0.05, min(1.0, next_retry - time.monotonic()))
+            until = next_retry if leases_due is None else min(next_retry, leases_due)
+            timeout = max(0.05, min(1.0, until - time.monotonic()))
             fired = self._dirty.wait(timeout)
             if stop.is_set():
                 return
@@ -327,6 +333,8 @@ class LiveHost:
                             reconnected = True
                             self._virt_dirty = True
                             fired = True
+            lease_timer = leases_due is not None and now >= leases_due
+            fired = fired or lease_timer
             if not fired:
                 continue
             time.sleep(COALESCE_S)  # fold a burst of events into one snapshot
@@ -344,12 +352,16 @@ class LiveHost:
                 if virt_dirty or reconnected:
                     self._read_virt()
                     self._read_slow_parts()
-                elif neigh and time.monotonic() - last_leases > LEASE_REFRESH_S:
-                    # a new lease usually shows as a neighbour first: refresh leases cheaply
+                    last_leases, leases_due = time.monotonic(), None
+                elif lease_timer or (neigh and now - last_leases >= LEASE_REFRESH_S):
+                    # a new lease usually shows as a neighbour first: re-read libvirt (leases),
+                    # at most every LEASE_REFRESH_S, and once more when that delay is over
                     self._read_virt()
-                    last_leases = time.monotonic()
-                elif kinds and not _only_fdb(kinds):
-                    self._procs = read_procs(self.netns) if "link" in kinds else self._procs
+                    last_leases, leases_due = time.monotonic(), None
+                elif neigh and leases_due is None:
+                    leases_due = last_leases + LEASE_REFRESH_S
+                if "link" in kinds and not virt_dirty:
+                    self._procs = read_procs(self.netns)  # a tap came or went
                 snap = self._build()
             on_snapshot(replace(snap, problems=snap.problems + extra))
 
