@@ -235,6 +235,12 @@ def test_cli_path(lab: LabHandle, seen) -> None:  # type: ignore[no-untyped-def]
     # by MAC, in text
     cp = _lab_exec(lab, "path", nat.mac)
     assert cp.returncode == 0 and f"leaves through {spec.UPLINK}" in cp.stdout
+    # a namespace guest by its short name, evidence one per line
+    cp = _lab_exec(lab, "path", "iso-a")
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stdout.startswith(f"{lab.vm_ns('iso-a')} {spec.lab_vm('iso-a').mac} [isolated]")
+    assert "no way out: isolated network (no <forward>)" in cp.stdout
+    assert "      STP state: forwarding [ok]" in cp.stdout
     cp = _lab_exec(lab, "path", "no-such-vm")
     assert cp.returncode == 2
     assert "no VM, tap or MAC 'no-such-vm'" in cp.stderr and name in cp.stderr

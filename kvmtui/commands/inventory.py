@@ -7,7 +7,7 @@ import sys
 from typing import TextIO
 
 from kvmtui.core.jsonout import SCHEMA, dumps, path_json, snapshot_json
-from kvmtui.core.model import HostSnapshot, NicPath, Vm
+from kvmtui.core.model import Evidence, HostSnapshot, NicPath, Vm
 
 
 def _read(args: argparse.Namespace) -> HostSnapshot:
@@ -29,16 +29,23 @@ def print_problems(snap: HostSnapshot, out: TextIO) -> None:
         print(f"! {p.message}", file=out)
 
 
-def print_path(p: NicPath, out: TextIO, indent: str = "  ") -> None:
+def _ev_text(e: Evidence) -> str:
+    return f"{e.what}: {e.value}" + ("" if e.ok is None else f" [{_ok(e.ok)}]")
+
+
+def print_path(p: NicPath, out: TextIO, indent: str = "  ", detailed: bool = False) -> None:
     chain = " -> ".join(h.dev or h.role.upper() for h in p.hops) or "(no hops)"
     verdict = p.verdict if not p.way_out else f"way out: {p.verdict}"
     print(f"{indent}{p.vm} {p.mac} [{p.mode}] {chain}", file=out)
     print(f"{indent}  {verdict}", file=out)
     for h in p.hops:
-        ev = "; ".join(
-            f"{e.what} {e.value}" + ("" if e.ok is None else f" ({_ok(e.ok)})") for e in h.evidence
-        )
-        print(f"{indent}    {h.role:<7} {h.dev or '-':<10} {ev}", file=out)
+        head = f"{indent}    {h.role:<7} {h.dev or '-':<10}"
+        if not detailed:
+            print(f"{head} {'; '.join(_ev_text(e) for e in h.evidence)}", file=out)
+            continue
+        print(head.rstrip(), file=out)
+        for e in h.evidence:
+            print(f"{indent}      {_ev_text(e)}", file=out)
 
 
 def print_inventory(snap: HostSnapshot, out: TextIO) -> None:
@@ -134,7 +141,9 @@ def find_vm(snap: HostSnapshot, key: str) -> Vm | None:
     for v in snap.vms:
         if any(n.tap == k or n.mac == mac for n in v.nics):
             return v
-    return None
+    # a namespace guest by its name without the namespace prefix (kvmtui-nat-light: nat-light)
+    hits = [v for v in snap.vms if v.kind == "light" and v.name.endswith("-" + k)]
+    return hits[0] if len(hits) == 1 else None
 
 
 def run_path(args: argparse.Namespace) -> int:
@@ -168,6 +177,6 @@ def run_path(args: argparse.Namespace) -> int:
         if not paths:
             print(f"{vm.name}: no NICs")
         for p in paths:
-            print_path(p, sys.stdout, indent="")
+            print_path(p, sys.stdout, indent="", detailed=True)
         print_problems(snap, sys.stdout)
     return 0
