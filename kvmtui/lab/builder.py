@@ -156,6 +156,11 @@ class Lab:
         say = Progress(self.prefix, quiet)
         qemu = want_qemu and qemu_available()
         self.preflight(want_qemu and qemu)
+        if want_qemu and not qemu:
+            say(
+                "no QEMU guests: qemu-system-x86_64 or /boot/vmlinuz-* is missing "
+                "(apt-get install qemu-system-x86 linux-image-amd64)"
+            )
         fresh = not os.path.exists(self.state)
         os.makedirs(os.path.dirname(self.state), exist_ok=True)
         os.makedirs(self.state, exist_ok=True)

@@ -23,6 +23,10 @@ def run_lab(args: argparse.Namespace) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     prefix: str = args.prefix
     cmd = args.lab_command
+    if os.geteuid() != 0:
+        raise LabError(
+            "the lab needs root (namespaces, bridges, libvirtd): run it with sudo or as root"
+        )
     if cmd == "up":
         from kvmtui.lab.builder import Lab
 
