@@ -132,6 +132,16 @@ def test_macvtap_hostdev_and_shut_off_paths() -> None:
     )
     ph = next(p for p in compute_paths(replace(s, networks=nets)) if p.vm == "mv1")
     assert ph.mode == "hostdev" and "PCI passthrough" in ph.verdict
+    # a plain <interface type='direct'> (no network): the host NIC is the macvtap's lower link
+    vms = tuple(
+        replace(v, nics=(replace(v.nics[0], type="direct", network=None),))
+        if v.name == "mv1"
+        else v
+        for v in s.vms
+    )
+    pd = next(p for p in compute_paths(replace(s, vms=vms)) if p.vm == "mv1")
+    assert pd.mode == "direct" and [h.dev for h in pd.hops] == ["macvtap0", "eth3"]
+    assert pd.way_out and "leaves through eth3 directly" in pd.verdict
 
 
 def test_fdb_on_the_wrong_port_is_flagged() -> None:

@@ -304,3 +304,40 @@ def test_host_level_fields_and_problems() -> None:
     assert {v.name for v in s2.vms} == {LIGHT_NAT, LIGHT_BR, LIGHT_ISO}
     # a tap port is unknown without libvirt: no VM, its MAC resolves to the host device
     assert fdb_owner(s2, "virbr0", "52:54:00:aa:00:01").kind == "unknown"
+
+
+def test_json_interface_keys() -> None:
+    """The documented JSON interface (schema 1): these keys must stay."""
+    import json
+
+    from kvmtui.core.jsonout import SCHEMA, snapshot_json
+
+    doc = json.loads(json.dumps(snapshot_json(snap())))
+    assert doc["schema"] == SCHEMA == 1
+    assert set(doc) >= {
+        "schema", "taken_at", "host", "libvirt_uri", "uplink", "ip_forward", "bridges",
+        "networks", "vms", "links", "routes", "neighbours", "paths", "problems",
+    }  # fmt: skip
+    br = next(b for b in doc["bridges"] if b["name"] == "br0")
+    assert set(br) >= {"name", "ports", "fdb", "stp", "uplinks", "networks", "addresses"}
+    assert set(br["ports"][0]) >= {"name", "kind", "state", "stp_state", "vm", "owner"}
+    f = next(f for f in br["fdb"] if f["mac"] == ROUTER_MAC)
+    assert f == {
+        "mac": ROUTER_MAC, "port": "ens9", "vlan": None, "kind": "learned", "age_s": 0.5,
+        "owner": {"kind": "neighbour", "name": spec.LAN_ROUTER_IP, "nic": "br0",
+                  "ip": spec.LAN_ROUTER_IP, "ip_source": "neighbour",
+                  "label": f"LAN neighbour {spec.LAN_ROUTER_IP}"},
+    }  # fmt: skip
+    net = next(n for n in doc["networks"] if n["name"] == spec.NAT_NET)
+    assert set(net) >= {"name", "mode", "bridge", "active", "autostart", "addresses", "leases"}
+    assert set(net["leases"][0]) >= {"mac", "ip", "hostname", "expiry"}
+    assert net["addresses"][0]["ranges"] == [{"start": spec.NAT_RANGE[0], "end": spec.NAT_RANGE[1]}]
+    vm = next(v for v in doc["vms"] if v["name"] == "br-qemu")
+    assert vm["nics"] == [
+        {"mac": "52:54:00:aa:00:02", "type": "bridge", "model": "virtio", "network": spec.BR_NET,
+         "bridge": "br0", "tap": "vnet6", "ip": "10.0.0.137", "ip_source": "neighbour"}
+    ]  # fmt: skip
+    p = next(p for p in doc["paths"] if p["vm"] == "br-qemu")
+    assert set(p) == {"vm", "mac", "mode", "way_out", "verdict", "hops"}
+    assert [set(h) for h in p["hops"]] == [{"dev", "role", "ok", "evidence"}] * 4
+    assert set(p["hops"][0]["evidence"][0]) == {"what", "value", "ok"}

@@ -116,10 +116,10 @@ def _has_uplink(snap: HostSnapshot, bridge: str) -> bool:
 def nic_path(snap: HostSnapshot, vm: Vm, nic: VmNic) -> NicPath:
     net = _network_of(snap, nic)
     mode: NetMode | str
-    if nic.type == "direct":
-        mode = "direct"
-    elif net is not None:
+    if net is not None and (nic.type != "direct" or net.mode != "bridge"):
         mode = net.mode
+    elif nic.type == "direct":
+        mode = "direct"
     elif nic.bridge and (nic.type == "bridge" or _has_uplink(snap, nic.bridge)):
         mode = "bridge"
     else:
