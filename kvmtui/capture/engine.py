@@ -224,7 +224,7 @@ class CaptureSession:
         self._new: deque[PacketRow] = deque(maxlen=max_rows)
         self._dhcp_new: dict[tuple[int, str], DhcpTransaction] = {}
         self._events: deque[CaptureEvent] = deque(maxlen=1000)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # guards buffers and rings against poll()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._hops: dict[int, _HopState] = {}
@@ -325,7 +325,8 @@ class CaptureSession:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        self._close_all()
+        with self._lock:
+            self._close_all()
 
     def __enter__(self) -> CaptureSession:
         return self.start()
@@ -547,9 +548,10 @@ class CaptureSession:
         self._gone(st)
 
     def _gone(self, st: _HopState) -> None:
-        self._close_hop(st)
-        st.state = "gone"
-        st.message = f"{st.spec.dev} vanished; waiting for the VM's MAC to come back"
+        with self._lock:
+            self._close_hop(st)
+            st.state = "gone"
+            st.message = f"{st.spec.dev} vanished; waiting for the VM's MAC to come back"
         self._event(
             "hop-gone",
             f"{st.spec.role} {st.spec.dev} vanished (VM shut down or NIC unplugged?); "
@@ -595,11 +597,12 @@ class CaptureSession:
             except (CaptureError, OSError) as exc:
                 self._event("error", f"reopening {spec.dev}: {exc}", spec.dev)
                 return
-            old = self._hops.get(idx)
-            if old is not None:
-                self._close_hop(old)
-                nst.received, nst.dropped = old.received, old.dropped
-            self._hops[idx] = nst
+            with self._lock:
+                old = self._hops.get(idx)
+                if old is not None:
+                    self._close_hop(old)
+                    nst.received, nst.dropped = old.received, old.dropped
+                self._hops[idx] = nst
             opened.append((old.spec.dev if old else None, spec))
         self.path = new
         self.correlator.set_hops(list(specs.values()))

@@ -84,17 +84,27 @@ def parse_entry(msg: Any) -> ConntrackEntry | None:
     return ConntrackEntry(o[0], o[1], r[1], msg.get_attr("CTA_STATUS") or 0)
 
 
-def read_entries(netns: str | None = None, family: int = socket.AF_INET) -> list[ConntrackEntry]:
-    """All conntrack entries of ``netns`` (None: ours)."""
+def read_entries(
+    netns: str | None = None, family: int = socket.AF_INET, orig_src: str | None = None
+) -> list[ConntrackEntry]:
+    """Conntrack entries of ``netns`` (None: ours); with ``orig_src``, the kernel (5.8+) is asked
+    for only those whose original source is that address (else all, filtered here)."""
     try:
         from pyroute2 import NFCTSocket
+        from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
     except ImportError as exc:  # pragma: no cover - pyroute2 is a dependency
         raise ConntrackError(f"pyroute2 is missing: {exc}") from None
     try:
         with in_netns(netns):
             ct = NFCTSocket(nfgen_family=family)
             # pyroute2 0.9 opens the netlink socket lazily: force it here, in the namespace
-            msgs = list(ct.dump())
+            try:
+                flt = NFCTAttrTuple(family=family, saddr=orig_src) if orig_src else None
+                msgs = list(ct.dump(tuple_orig=flt))
+            except Exception:  # an older kernel refuses the filter: dump everything
+                if orig_src is None:
+                    raise
+                msgs = list(ct.dump())
         ct.close()
     except PermissionError:
         raise ConntrackError("reading conntrack needs root (CAP_NET_ADMIN)") from None
@@ -111,12 +121,13 @@ def read_entries(netns: str | None = None, family: int = socket.AF_INET) -> list
 def entries_for(
     addr: str, netns: str | None = None, proto: int | None = None
 ) -> list[ConntrackEntry]:
-    """Entries whose original source or destination is ``addr`` (a VM's address)."""
+    """Entries whose original source is ``addr`` (a VM's address: the connections it opened,
+    the ones MASQUERADE translates)."""
     fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
     return [
         e
-        for e in read_entries(netns, fam)
-        if (e.orig[0] == addr or e.orig[2] == addr) and (proto is None or e.proto == proto)
+        for e in read_entries(netns, fam, orig_src=addr)
+        if e.orig[0] == addr and (proto is None or e.proto == proto)
     ]
 
 
