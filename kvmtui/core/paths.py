@@ -33,6 +33,28 @@ from kvmtui.core.model import (
 RUNNING = ("running", "paused", "blocked", "pmsuspended")
 
 
+class _Index:
+    """Dict lookups over one snapshot: a host with 1,000 taps and 50,000 FDB entries must not
+    cost a scan per NIC."""
+
+    def __init__(self, snap: HostSnapshot) -> None:
+        self.links = {lk.name: lk for lk in snap.links}
+        self.bridges = {b.name: b for b in snap.bridges}
+        self.networks = {n.name: n for n in snap.networks}
+        self.net_by_bridge: dict[str, Network] = {}
+        for n in snap.networks:
+            if n.bridge and n.bridge not in self.net_by_bridge:
+                self.net_by_bridge[n.bridge] = n
+        self.ports = {(b.name, p.name): p for b in snap.bridges for p in b.ports}
+        wanted = {nic.mac for vm in snap.vms for nic in vm.nics}
+        self.fdb: dict[tuple[str, str], list[FdbEntry]] = {}
+        for b in snap.bridges:
+            for f in b.fdb:
+                if f.mac in wanted:
+                    self.fdb.setdefault((b.name, f.mac), []).append(f)
+        self.by_index = {lk.index: lk.name for lk in snap.links}
+
+
 def _default_route(snap: HostSnapshot) -> Route | None:
     for r in snap.routes:
         if r.dst in ("default", "0.0.0.0/0") and r.table in (254, 0):
@@ -40,16 +62,16 @@ def _default_route(snap: HostSnapshot) -> Route | None:
     return None
 
 
-def _port(br: Bridge | None, name: str | None) -> Port | None:
+def _port(ix: _Index, br: Bridge | None, name: str | None) -> Port | None:
     if br is None or name is None:
         return None
-    return next((p for p in br.ports if p.name == name), None)
+    return ix.ports.get((br.name, name))
 
 
-def _fdb_of(br: Bridge | None, mac: str) -> FdbEntry | None:
+def _fdb_of(ix: _Index, br: Bridge | None, mac: str) -> FdbEntry | None:
     if br is None:
         return None
-    hits = [f for f in br.fdb if f.mac == mac]
+    hits = ix.fdb.get((br.name, mac), [])
     learned = [f for f in hits if f.kind == "learned"]
     best = learned or hits
     return best[0] if best else None
@@ -72,10 +94,10 @@ def _route_ev(route: Route | None) -> Evidence:
     return Evidence("default route", f"default{via} dev {route.dev}", True)
 
 
-def _link_ev(snap: HostSnapshot, dev: str | None, what: str = "link state") -> Evidence:
+def _link_ev(ix: _Index, dev: str | None, what: str = "link state") -> Evidence:
     if dev is None:
         return Evidence(what, "no device", False)
-    lk = snap.link(dev)
+    lk = ix.links.get(dev)
     if lk is None:
         return Evidence(what, f"{dev} not found", False)
     return Evidence(what, lk.state, lk.state in ("up", "unknown"))
@@ -91,11 +113,11 @@ def _port_evs(port: Port | None, name: str) -> list[Evidence]:
     ]
 
 
-def _network_of(snap: HostSnapshot, nic: VmNic) -> Network | None:
+def _network_of(ix: _Index, nic: VmNic) -> Network | None:
     if nic.network:
-        return snap.network(nic.network)
+        return ix.networks.get(nic.network)
     if nic.bridge:
-        return next((n for n in snap.networks if n.bridge == nic.bridge), None)
+        return ix.net_by_bridge.get(nic.bridge)
     return None
 
 
@@ -108,19 +130,20 @@ def _subnet(net: Network) -> str | None:
     return None
 
 
-def _has_uplink(snap: HostSnapshot, bridge: str) -> bool:
-    br = snap.bridge(bridge)
+def _has_uplink(ix: _Index, bridge: str) -> bool:
+    br = ix.bridges.get(bridge)
     return br is not None and bool(br.uplinks)
 
 
-def nic_path(snap: HostSnapshot, vm: Vm, nic: VmNic) -> NicPath:
-    net = _network_of(snap, nic)
+def nic_path(snap: HostSnapshot, vm: Vm, nic: VmNic, ix: _Index | None = None) -> NicPath:
+    ix = ix or _Index(snap)
+    net = _network_of(ix, nic)
     mode: NetMode | str
     if net is not None and (nic.type != "direct" or net.mode != "bridge"):
         mode = net.mode
     elif nic.type == "direct":
         mode = "direct"
-    elif nic.bridge and (nic.type == "bridge" or _has_uplink(snap, nic.bridge)):
+    elif nic.bridge and (nic.type == "bridge" or _has_uplink(ix, nic.bridge)):
         mode = "bridge"
     else:
         mode = "unknown"
@@ -141,13 +164,13 @@ def nic_path(snap: HostSnapshot, vm: Vm, nic: VmNic) -> NicPath:
 
     if mode in ("private", "vepa", "passthrough", "direct", "macvtap"):
         lower = net.forward_dev if net else None
-        tap_ev = [_link_ev(snap, nic.tap)] if nic.tap else []
+        tap_ev = [_link_ev(ix, nic.tap)] if nic.tap else []
         hops.append(Hop(nic.tap, "macvtap", tuple(tap_ev), ok=all(e.ok for e in tap_ev)))
         if lower is None and nic.tap:
-            lk = snap.link(nic.tap)
+            lk = ix.links.get(nic.tap)
             if lk is not None and lk.peer_index is not None:
-                lower = next((x.name for x in snap.links if x.index == lk.peer_index), None)
-        hops.append(Hop(lower, "uplink", (_link_ev(snap, lower),)))
+                lower = ix.by_index.get(lk.peer_index)
+        hops.append(Hop(lower, "uplink", (_link_ev(ix, lower),)))
         if lower is None:
             return done(hops, False, "no way out: macvtap without a known host NIC")
         return done(
@@ -159,10 +182,10 @@ def nic_path(snap: HostSnapshot, vm: Vm, nic: VmNic) -> NicPath:
 
     # tap -> bridge
     br_name = nic.bridge or (net.bridge if net else None)
-    br = snap.bridge(br_name) if br_name else None
-    tap_evs = [_link_ev(snap, nic.tap)] if nic.tap else [Evidence("tap", "none", False)]
+    br = ix.bridges.get(br_name) if br_name else None
+    tap_evs = [_link_ev(ix, nic.tap)] if nic.tap else [Evidence("tap", "none", False)]
     hops.append(Hop(nic.tap, "tap", tuple(tap_evs), ok=all(e.ok is not False for e in tap_evs)))
-    port = _port(br, nic.tap)
+    port = _port(ix, br, nic.tap)
     br_evs: list[Evidence] = []
     if br is None:
         br_evs.append(Evidence("bridge", f"{br_name or 'no bridge'} not found", False))
@@ -170,7 +193,7 @@ def nic_path(snap: HostSnapshot, vm: Vm, nic: VmNic) -> NicPath:
         br_evs.append(Evidence("bridge state", br.state, br.state in ("up", "unknown")))
         if nic.tap:
             br_evs.extend(_port_evs(port, nic.tap))
-        f = _fdb_of(br, nic.mac) if nic.mac else None
+        f = _fdb_of(ix, br, nic.mac) if nic.mac else None
         if not nic.mac:
             br_evs.append(Evidence("FDB", "guest MAC unknown", None))
         elif f is None:
@@ -192,7 +215,7 @@ def nic_path(snap: HostSnapshot, vm: Vm, nic: VmNic) -> NicPath:
             return done(hops, False, f"no way out: bridge {br_name} has no uplink port")
         good = []
         for u in ups:
-            evs = _port_evs(_port(br, u), u)
+            evs = _port_evs(_port(ix, br, u), u)
             ok = all(e.ok is not False for e in evs)
             if ok:
                 good.append(u)
@@ -243,8 +266,8 @@ def nic_path(snap: HostSnapshot, vm: Vm, nic: VmNic) -> NicPath:
             evs.append(Evidence("NAT", "none (routed)", None))
             role = "route"
         hops.append(Hop(None, role, tuple(evs), ok=not reasons))  # type: ignore[arg-type]
-        up_lk = snap.link(out_dev) if out_dev else None
-        up_evs = [_link_ev(snap, out_dev)]
+        up_lk = ix.links.get(out_dev) if out_dev else None
+        up_evs = [_link_ev(ix, out_dev)]
         if up_lk is not None:
             v4 = [a for a in up_lk.addresses if ":" not in a]
             if v4:
@@ -285,4 +308,5 @@ def nic_path(snap: HostSnapshot, vm: Vm, nic: VmNic) -> NicPath:
 
 
 def compute_paths(snap: HostSnapshot) -> tuple[NicPath, ...]:
-    return tuple(nic_path(snap, vm, nic) for vm in snap.vms for nic in vm.nics)
+    ix = _Index(snap)
+    return tuple(nic_path(snap, vm, nic, ix) for vm in snap.vms for nic in vm.nics)

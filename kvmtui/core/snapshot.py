@@ -227,20 +227,23 @@ def build_snapshot(
         if n.mac and ":" not in n.ip and n.state not in ("failed", "incomplete"):
             neigh_owner.setdefault(n.mac, MacOwner("neighbour", n.ip, n.dev, n.ip, "neighbour"))
 
+    # one lookup per FDB entry: later updates win, so apply the order backwards
+    resolved: dict[str, MacOwner] = dict(neigh_owner)
+    resolved.update((m, o) for m, o in owners.items() if o.kind != "vm")  # leases
+    resolved.update(host_owner)
+    resolved.update((m, o) for m, o in owners.items() if o.kind == "vm")
+    unknown = MacOwner("unknown", "")
+
     def owner_of(mac: str, port: str) -> MacOwner:
-        if mac in owners and owners[mac].kind == "vm":
-            return owners[mac]
-        pl = by_name.get(port)
-        if pl is not None and pl.mac == mac:  # the port's own MAC (a bridge may share it)
-            ip = _v4(pl.addresses)
-            return MacOwner("host", port, port, ip, "host-address" if ip else "none")
+        o = resolved.get(mac)
+        if o is not None and o.kind == "vm":
+            return o
         if mac in host_owner:
-            return host_owner[mac]
-        if mac in owners:
-            return owners[mac]
-        if mac in neigh_owner:
-            return neigh_owner[mac]
-        return MacOwner("unknown", "")
+            pl = by_name.get(port)
+            if pl is not None and pl.mac == mac:  # the port's own MAC (a bridge may share it)
+                ip = _v4(pl.addresses)
+                return MacOwner("host", port, port, ip, "host-address" if ip else "none")
+        return o or unknown
 
     # --- bridges ---
     fdb_by_bridge: dict[str, list[FdbEntry]] = {}
@@ -329,48 +332,21 @@ def build_snapshot(
 
 
 def read_guest_macs(nl: NetlinkState) -> tuple[dict[str, str], list[Problem]]:
-    """The MAC of each namespace guest's peer, read inside its namespace by peer ifindex."""
-    out: dict[str, str] = {}
-    problems: list[Problem] = []
+    """The MAC of each namespace guest's peer, read inside its namespace by peer ifindex
+    (one lean link dump per peer namespace)."""
     wanted = [lk for lk in nl.links if is_namespace_guest_port(lk) and lk.peer_index is not None]
     if not wanted:
-        return out, problems
-    from pyroute2 import IPRoute
+        return {}, []
+    from kvmtui.core.netlink import read_peer_macs
 
-    from kvmtui.core.netns import in_netns
-
-    by_ns: dict[str, list[Link]] = {}
-    for lk in wanted:
-        assert lk.peer_netns is not None
-        by_ns.setdefault(lk.peer_netns, []).append(lk)
-    failed: list[str] = []
-    reason = ""
-    for ns, lks in by_ns.items():
-        try:
-            with in_netns(ns):
-                ipr = IPRoute()
-            try:
-                for lk in lks:
-                    msgs = ipr.get_links(lk.peer_index)
-                    if msgs:
-                        mac = msgs[0].get_attr("IFLA_ADDRESS")
-                        if mac:
-                            out[lk.name] = str(mac).lower()
-            finally:
-                ipr.close()
-        except Exception as exc:
-            failed.append(ns)
-            reason = reason or str(exc)
-    if failed:
-        hint = ": run as root to see their MACs" if "not permitted" in reason else ""
-        problems.append(
-            Problem(
-                "netlink",
-                f"netlink: cannot read the guest end of {len(failed)} namespace guest(s) "
-                f"({', '.join(failed)}: {reason}){hint}",
-            )
-        )
-    return out, problems
+    macs, errors = read_peer_macs(wanted)
+    problems: list[Problem] = []
+    if errors:
+        denied = any("not permitted" in e for e in errors)
+        hint = ": run as root to see their MACs" if denied else ""
+        first = errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+        problems.append(Problem("netlink", f"netlink: guest MACs unknown: {first}{hint}"))
+    return {k: v.lower() for k, v in macs.items()}, problems
 
 
 def read_host(uri: str | None = None, netns: str | None = None) -> HostSnapshot:
