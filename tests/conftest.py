@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from labtools import lab_cli, root_differences, root_snapshot
+from labtools import NOTHING, lab_cli, lab_inodes, lab_traces, root_differences, root_snapshot
 
 from kvmtui.lab.handle import LabHandle
 
@@ -90,6 +90,10 @@ def lab() -> Iterator[LabHandle]:
         yield LabHandle.for_prefix(LAB_PREFIX, Lab(LAB_PREFIX).qemu_enabled())
     finally:
         if not LAB_REUSE:
+            # the session lab's down is checked too (QEMU guests and libvirt's dnsmasqs included):
+            # anything left is an error of the last test's teardown, which fails the run
+            inodes = lab_inodes(LAB_PREFIX)
             cp = lab_cli(LAB_PREFIX, "down", timeout=120)
-            if cp.returncode != 0:
-                print(f"lab down failed: {cp.stderr.strip()}", file=sys.stderr)
+            assert cp.returncode == 0, f"lab down failed: {cp.stderr.strip()}"
+            left = lab_traces(LAB_PREFIX, inodes)
+            assert left == NOTHING, f"lab down left: {left}"

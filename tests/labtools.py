@@ -3,10 +3,14 @@ when several test folders have one)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import sys
 from typing import Any
+
+from kvmtui.lab import spec
 
 
 def kvmtui_cmd(*args: str) -> list[str]:
@@ -66,3 +70,41 @@ def root_differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]
     if before["ip_forward"] != after["ip_forward"]:
         diffs.append(f"ip_forward {before['ip_forward']} -> {after['ip_forward']}")
     return diffs
+
+
+def lab_inodes(prefix: str) -> set[int]:
+    """The inodes of the lab's namespaces now (a process can outlive its namespace's name)."""
+    out = set()
+    for name in os.listdir("/run/netns"):
+        if name.startswith(prefix):
+            with contextlib.suppress(OSError):
+                out.add(os.stat(f"/run/netns/{name}").st_ino)
+    return out
+
+
+NOTHING: dict[str, object] = {"namespaces": [], "processes": [], "folder": False}
+
+
+def lab_traces(prefix: str, inodes: set[int] | None = None) -> dict[str, object]:
+    """Everything of a lab that could be left behind: namespaces, processes, files.
+
+    A process counts when its command line names the lab's folder or one of its namespaces,
+    or when it runs in one of ``inodes`` (the lab's namespaces, taken before ``down``).
+    """
+    names = sorted(n for n in os.listdir("/run/netns") if n.startswith(prefix))
+    state = spec.state_dir(prefix)
+    ns_names = [spec.ns_name(prefix, s) for s in (spec.NS_INET, spec.NS_HOST, spec.NS_LAN)]
+    ns_names += [spec.ns_name(prefix, vm.name) for vm in spec.LIGHT_VMS]
+    procs = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            ino = os.stat(f"/proc/{pid}/ns/net").st_ino
+        except OSError:
+            continue
+        if state in cmd or any(n in cmd.split() for n in ns_names) or ino in (inodes or ()):
+            procs.append(f"{pid} {cmd}")
+    return {"namespaces": names, "processes": procs, "folder": os.path.exists(state)}

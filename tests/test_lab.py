@@ -14,7 +14,7 @@ import subprocess
 import time
 
 import pytest
-from labtools import kvmtui_cmd, lab_cli
+from labtools import NOTHING, kvmtui_cmd, lab_cli, lab_inodes, lab_traces
 
 from kvmtui.core.netns import in_netns
 from kvmtui.lab import spec
@@ -285,27 +285,6 @@ def test_up_again_is_fast_and_changes_nothing(lab: LabHandle) -> None:
 # -- lifecycle on small labs of their own ----------------------------------------------------
 
 
-def lab_traces(prefix: str) -> dict[str, object]:
-    """Everything of a lab that could be left behind: namespaces, processes, files."""
-    names = [n for n in os.listdir("/run/netns") if n.startswith(prefix)]
-    state = spec.state_dir(prefix)
-    procs = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if state in cmd or any(n in cmd for n in names):
-            procs.append(f"{pid} {cmd}")
-    return {"namespaces": names, "processes": procs, "folder": os.path.exists(state)}
-
-
-NOTHING = {"namespaces": [], "processes": [], "folder": False}
-
-
 def test_down_removes_everything_even_after_a_crash() -> None:
     prefix = "kvmtuid-"
     lab_cli(prefix, "down")
@@ -334,11 +313,12 @@ def test_down_removes_everything_even_after_a_crash() -> None:
         assert st["processes"]["libvirtd"] not in (None, pids["libvirtd"][0])
         ips = {vm["name"]: vm["ip"] for vm in st["vms"]}
         assert ips["br-light"] and ips["nat-light"], ips
+        inodes = lab_inodes(prefix)
         t0 = time.monotonic()
         cp = lab_cli(prefix, "down")
         assert cp.returncode == 0, cp.stderr
         print(f"lab down took {time.monotonic() - t0:.1f} s")
-        assert lab_traces(prefix) == NOTHING
+        assert lab_traces(prefix, inodes) == NOTHING
         for pid, started in pids.values():
             assert start_time(pid) != started, f"{pid} still runs"
     finally:
@@ -362,9 +342,10 @@ def test_down_after_up_killed_midway() -> None:
         proc.kill()
         proc.wait()
         assert lab_traces(prefix)["namespaces"]  # it did leave things behind
+        inodes = lab_inodes(prefix)
         cp = lab_cli(prefix, "down")
         assert cp.returncode == 0, cp.stderr
-        assert lab_traces(prefix) == NOTHING
+        assert lab_traces(prefix, inodes) == NOTHING
     finally:
         lab_cli(prefix, "down")
 
