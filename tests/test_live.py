@@ -110,6 +110,16 @@ def test_link_and_fdb_changes_within_100ms(ns: str) -> None:
             entry = next(f for f in s.bridge("kvcbr").fdb if f.mac == mac)  # type: ignore[union-attr]
             assert entry.port == "kvcv0" and entry.kind == "static"
 
+            t0 = time.monotonic()  # an FDB-only change: patched from the event, no re-dump
+            ipr.fdb("del", ifindex=port, lladdr=mac, flags=0x04)
+            t, s = w.wait(
+                lambda s: not any(f.mac == mac for b in s.bridges for f in b.fdb), since=t0
+            )
+            assert t - t0 < LIMIT_S, f"FDB del took {(t - t0) * 1000:.0f} ms"
+            assert s.link("kvcv0") is not None
+            ipr.fdb("add", ifindex=port, lladdr=mac, flags=0x04, state=0x40)
+            w.wait(lambda s: any(f.mac == mac for b in s.bridges for f in b.fdb), since=t0)
+
             t0 = time.monotonic()
             ipr.link("del", ifname="kvcv0")
             t, s = w.wait(lambda s: s.link("kvcv0") is None, since=t0)
