@@ -419,6 +419,16 @@ def test_exec_without_lab_or_command_is_a_clear_error() -> None:
     assert cp.returncode == 1 and "not up" in cp.stderr
     cp = lab_cli("kvmtuie-", "exec")
     assert cp.returncode == 1 and "needs a command" in cp.stderr
+    cp = lab_cli("kvmtuie-", "status")
+    assert cp.returncode == 3 and "not up" in cp.stdout
+    cp = lab_cli("kvmtuie-", "down")
+    assert cp.returncode == 0 and "nothing to remove" in cp.stdout
+    assert lab_traces("kvmtuie-") == NOTHING
+
+
+def test_exec_passes_the_exit_status_through(lab: LabHandle) -> None:
+    cp = lab_cli(lab.prefix, "exec", "--", "sh", "-c", "exit 7")
+    assert cp.returncode == 7
 
 
 # -- pieces without a lab ------------------------------------------------------------------
