@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from kvmtui.capture.decode import Frame, decode
 from kvmtui.capture.ring import PACKET_OUTGOING, RawPacket
 
+_L2 = ("bridge", "direct", "macvtap", "private", "vepa", "passthrough")
+
 
 @dataclass(frozen=True, slots=True)
 class HopSpec:
@@ -240,7 +242,7 @@ class Correlator:
 
     def _leaves(self, f: Frame, routed: bool = False) -> bool:
         """Should an outgoing packet from the VM cross the uplink?"""
-        if self.mode in ("bridge", "direct", "macvtap", "private", "vepa", "passthrough"):
+        if self.mode in _L2:
             return f.dst_mac not in self.local_macs
         if routed or self.mode in ("nat", "route", "open"):
             if f.net not in ("ipv4", "ipv6") or f.dst_ip is None:
@@ -282,6 +284,13 @@ class Correlator:
         seen = {s.hop for s in sights}
         expected = tuple(self.hops[h].dev for h in exp)
         missing = tuple(self.hops[h].dev for h in exp if h not in seen)
+        if (
+            direction == "in" and self.mode in _L2 and vs.frame.src_mac
+            and not any(self.hops[h].role == "uplink" for h in seen if h in self.hops)
+        ):  # fmt: skip
+            # it reached the VM without crossing the uplink: that MAC is on this side (another
+            # VM, the host), so the VM's frames to it are not expected on the uplink either
+            self.local_macs.add(vs.frame.src_mac)
         nat = self._nat(direction, vs, sights)
         dead = None
         if direction == "out" and not self.way_out and self._leaves(vs.frame, routed=True):
