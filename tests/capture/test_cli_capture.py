@@ -63,13 +63,18 @@ def test_trace_json_and_pcapng(topo: Topo, tmp_path: object) -> None:
     # tshark reads the pcapng back: one interface per hop, each packet under its hop
     out = subprocess.run(
         ["tshark", "-r", pcap, "-T", "fields", "-e", "frame.interface_name", "-e", "ip.src",
-         "-e", "frame.comment"],
+         "-e", "frame.comment", "-e", "frame.packet_flags_direction"],
         capture_output=True, text=True, check=True,
     ).stdout.splitlines()  # fmt: skip
     assert len(out) == 12
     ifaces = [line.split("\t")[0] for line in out]
     assert set(ifaces) == {"vnet1", "br0", "ens9"}
     assert all("row " in line for line in out)
+    # epb_flags: an outgoing request leaves through ens9 (2 = outbound), enters at vnet1 (1)
+    for line in out:
+        dev, src, _comment, direction = line.split("\t")
+        if src == T.BR_VM.ip and dev in ("vnet1", "ens9"):
+            assert direction == ("0x00000002" if dev == "ens9" else "0x00000001"), line
 
 
 def test_trace_bad_filter_exits_2(topo: Topo) -> None:
