@@ -341,3 +341,32 @@ def test_json_interface_keys() -> None:
     assert set(p) == {"vm", "mac", "mode", "way_out", "verdict", "hops"}
     assert [set(h) for h in p["hops"]] == [{"dev", "role", "ok", "evidence"}] * 4
     assert set(p["hops"][0]["evidence"][0]) == {"what", "value", "ok"}
+
+
+def test_fdb_cache_reuses_entries_until_owners_change() -> None:
+    from kvmtui.core.snapshot import FdbCache
+
+    cache = FdbCache()
+    nl, v = netlink_state(), virt_state()
+    a = build_snapshot(nl, v, guest_macs=GUEST_MACS, fdb_cache=cache)
+    b = build_snapshot(nl, v, guest_macs=GUEST_MACS, fdb_cache=cache)
+    fa = {(f.mac, f.port): f for br in a.bridges for f in br.fdb}
+    fb = {(f.mac, f.port): f for br in b.bridges for f in br.fdb}
+    assert fa.keys() == fb.keys() and all(fa[k] is fb[k] for k in fa)
+    # a new lease changes who STRAY_MAC is: the cached entries must not be reused
+    nets = tuple(
+        replace(n, leases=(*n.leases, Lease(UNKNOWN_MAC, "192.168.122.99", 24, "late")))
+        if n.name == spec.NAT_NET
+        else n
+        for n in v.networks
+    )
+    c = build_snapshot(nl, replace(v, networks=nets), guest_macs=GUEST_MACS, fdb_cache=cache)
+    assert fdb_owner(c, "br0", UNKNOWN_MAC).kind == "lease"
+    assert fdb_owner(b, "br0", UNKNOWN_MAC).kind == "unknown"
+    # a replaced record (same MAC, new port) gets a new entry
+    fdb = tuple(
+        replace(f, port="vnet1", port_index=9) if f.mac == UNKNOWN_MAC else f for f in nl.fdb
+    )
+    d = build_snapshot(replace(nl, fdb=fdb), v, guest_macs=GUEST_MACS, fdb_cache=cache)
+    e = next(f for f in d.bridge("br0").fdb if f.mac == UNKNOWN_MAC)  # type: ignore[union-attr]
+    assert e.port == "vnet1"

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,7 +24,7 @@ from typing import Any
 from kvmtui.core.firewall import FirewallState, read_firewall
 from kvmtui.core.model import HostSnapshot, LinkStats, NetlinkState, Problem
 from kvmtui.core.procs import ProcState, read_procs
-from kvmtui.core.snapshot import build_snapshot, read_guest_macs
+from kvmtui.core.snapshot import FdbCache, build_snapshot, read_guest_macs
 from kvmtui.core.virt import VirtState, connect_problem, read_virt
 
 COALESCE_S = 0.005
@@ -144,6 +145,7 @@ class LiveHost:
         self._events_ok = False
         self._callback_ids: list[tuple[str, int]] = []
         self._fdb_changes: list[Any] = []  # FdbChange events not yet applied
+        self._fdb_cache = FdbCache()
 
     # --- reading the parts ---------------------------------------------------------------
 
@@ -172,7 +174,13 @@ class LiveHost:
         try:
             from kvmtui.core.netlink import apply_fdb_changes
 
-            self._nl = replace(self._nl, fdb=apply_fdb_changes(self._nl.fdb, changes))
+            was_enabled = gc.isenabled()
+            gc.disable()  # a 50,000-entry rebuild: no cyclic GC pass over old snapshots
+            try:
+                self._nl = replace(self._nl, fdb=apply_fdb_changes(self._nl.fdb, changes))
+            finally:
+                if was_enabled:
+                    gc.enable()
         except Exception:
             self._read_fdb()
 
@@ -198,6 +206,7 @@ class LiveHost:
             procs=self._procs,
             guest_macs=self._guest_macs,
             problems=self._nl_problems,
+            fdb_cache=self._fdb_cache,
         )
 
     def snapshot(self) -> HostSnapshot:
