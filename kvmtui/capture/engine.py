@@ -148,17 +148,25 @@ def _link_info(netns: str | None) -> list[_Lk]:
     return out
 
 
-def host_view(netns: str | None, networks: Sequence[Network] = ()) -> HostView:
+def _links_or_empty(netns: str | None) -> list[_Lk]:
+    try:
+        return _link_info(netns)
+    except Exception:  # no such namespace, no netlink: the session says what it cannot open
+        return []
+
+
+def host_view(
+    netns: str | None, networks: Sequence[Network] = (), links: Sequence[_Lk] | None = None
+) -> HostView:
     """Bridges' MACs and IPs (who is the host on each bridge) and libvirt networks by bridge."""
     macs: dict[str, str] = {}
     ips: dict[str, str] = {}
-    with contextlib.suppress(Exception):
-        for lk in _link_info(netns):
-            if lk.kind == "bridge":
-                name = str(lk.name)
-                macs[str(lk.mac)] = name
-                for a in lk.addresses:
-                    ips[str(a).split("/")[0]] = name
+    for lk in _links_or_empty(netns) if links is None else links:
+        if lk.kind == "bridge":
+            name = str(lk.name)
+            macs[str(lk.mac)] = name
+            for a in lk.addresses:
+                ips[str(a).split("/")[0]] = name
     nets = {n.bridge: n.name for n in networks if n.bridge and n.mode != "bridge"}
     return HostView(macs, ips, nets)
 
@@ -235,7 +243,10 @@ class CaptureSession:
         self.error: str | None = None
         vm_names = dict(vm_by_mac or {})
         vm_names.setdefault(path.mac.lower(), path.vm)
-        self.view = host_view(netns, self.networks)
+        # one netlink dump for the bridges' addresses, the uplink's address (a NAT uplink's
+        # filter) and the bridge's own MAC (refreshed when the path is re-resolved)
+        self._links = _links_or_empty(netns)
+        self.view = host_view(netns, self.networks, self._links)
         self.dhcp = DhcpTracker(replace(self.view, uplinks=self._uplinks(path)), vm_names)
         self._ct_cache: tuple[float, str, list[object]] | None = None
         self.correlator = self._make_correlator(path)
@@ -254,11 +265,10 @@ class CaptureSession:
         nets: list[str] = []
         macs: list[str] = []
         if bridge:
-            with contextlib.suppress(Exception):
-                for lk in _link_info(self.netns):
-                    if lk.name == bridge:
-                        macs.append(str(lk.mac))
-                        nets.extend(str(a) for a in lk.addresses)
+            for lk in self._links:
+                if lk.name == bridge:
+                    macs.append(str(lk.mac))
+                    nets.extend(str(a) for a in lk.addresses)
         return Correlator(
             self._specs(path), path.mac, str(path.mode), local_nets=nets, local_macs=macs,
             way_out=path.way_out, verdict=path.verdict,
@@ -278,10 +288,9 @@ class CaptureSession:
             base = "ip or ip6"
             if self.path.mode == "nat":
                 v4 = []
-                with contextlib.suppress(Exception):
-                    for lk in _link_info(self.netns):
-                        if lk.name == dev:
-                            v4 = [str(a).split("/")[0] for a in lk.addresses if ":" not in str(a)]
+                for lk in self._links:
+                    if lk.name == dev:
+                        v4 = [str(a).split("/")[0] for a in lk.addresses if ":" not in str(a)]
                 if v4:
                     base = " or ".join(f"host {a}" for a in v4)
         return bpf.combine(base, self.user_filter)
@@ -605,6 +614,7 @@ class CaptureSession:
                 self._hops[idx] = nst
             opened.append((old.spec.dev if old else None, spec))
         self.path = new
+        self._links = _links_or_empty(self.netns)
         self.correlator.set_hops(list(specs.values()))
         for old_dev, spec in opened:
             was = f" (was {old_dev})" if old_dev and old_dev != spec.dev else ""
