@@ -20,7 +20,7 @@ from kvmtui.core.netns import in_netns
 from kvmtui.lab import spec
 from kvmtui.lab.handle import LabHandle
 from kvmtui.lab.probe import Owner
-from kvmtui.lab.procs import start_time
+from kvmtui.lab.procs import kill_pids, pids_in_netns, start_time
 
 pytestmark = pytest.mark.lab
 
@@ -313,6 +313,13 @@ def test_down_removes_everything_even_after_a_crash() -> None:
         assert st["processes"]["libvirtd"] not in (None, pids["libvirtd"][0])
         ips = {vm["name"]: vm["ip"] for vm in st["vms"]}
         assert ips["br-light"] and ips["nat-light"], ips
+        # as after a reboot: every process and namespace gone, the folder (on disk) still there
+        for ns in lab_traces(prefix)["namespaces"]:  # type: ignore[attr-defined]
+            kill_pids(pids_in_netns(os.stat(f"/run/netns/{ns}").st_ino), grace=0)
+            subprocess.run(["ip", "netns", "del", ns], check=True)
+        cp = lab_cli(prefix, "up", "--no-qemu")
+        assert cp.returncode == 0, cp.stderr
+        assert json.loads(lab_cli(prefix, "status", "--json").stdout)["up"] is True
         inodes = lab_inodes(prefix)
         t0 = time.monotonic()
         cp = lab_cli(prefix, "down")

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from kvmtui.lab import initramfs, libvirtd, spec
-from kvmtui.lab.probe import Owner, light_vm_ip, qemu_vm_ip
+from kvmtui.lab.probe import Owner, console_path, light_vm_ip, qemu_vm_ip
 from kvmtui.lab.procs import (
     LabError,
     PidRecords,
@@ -196,6 +196,15 @@ class Lab:
         self._services()
         say("fake Internet httpd and the LAN's router + dnsmasq running")
         self._libvirtd(say)
+        import libvirt
+
+        try:
+            self._libvirt_steps(qemu, say)
+        except libvirt.libvirtError as exc:
+            raise LabError(f"libvirt: {exc}") from None
+        self._wait_leases(qemu, say, timeout)
+
+    def _libvirt_steps(self, qemu: bool, say: Callable[[str], None]) -> None:
         with libvirtd.connect(self.uri, timeout=5) as conn:
             started = libvirtd.ensure_networks(conn)
             say(f"libvirt networks active ({', '.join(started) or 'already'} started)")
@@ -203,7 +212,6 @@ class Lab:
             say(f"{len(spec.LIGHT_VMS)} light VMs running")
             if qemu:
                 self._qemu_vms(conn, say)
-        self._wait_leases(qemu, say, timeout)
 
     def _namespaces(self, owner: Owner) -> int:
         made = 0
@@ -321,6 +329,12 @@ class Lab:
                       "run/libvirt/libvirt-admin-sock", "run/libvirtd.pid"):  # fmt: skip
             with contextlib.suppress(OSError):
                 os.unlink(self.path(stale))
+        # nothing of libvirt's runs any more (a reboot, everything killed): its runtime state
+        # (networks and guests it believes active) is stale, start from a clean /run/libvirt
+        host_inode = netns_inode(self.host)
+        if host_inode is not None and not pids_in_netns(host_inode):
+            shutil.rmtree(self.path("run", "libvirt"), ignore_errors=True)
+            os.makedirs(self.path("run", "libvirt"), exist_ok=True)
         libvirtd.start(self.state, self.host, self.pids)
         t0 = time.monotonic()
         try:
@@ -425,7 +439,7 @@ class Lab:
         started = []
         for vm in spec.QEMU_VMS:
             xml = libvirtd.domain_xml(vm, self.state, kernel, initrd, kvm)
-            if libvirtd.ensure_domain(conn, xml, vm.name):
+            if libvirtd.ensure_domain(conn, xml, vm.name, console_path(self.state, vm)):
                 started.append(vm.name)
         say(
             f"QEMU guests running ({'KVM' if kvm else 'TCG'}; started: "

@@ -199,7 +199,7 @@ def domain_xml(vm: spec.LabVm, state: str, kernel: str, initrd: str, kvm: bool) 
 </domain>"""
 
 
-def ensure_domain(conn: Any, xml: str, name: str) -> bool:
+def ensure_domain(conn: Any, xml: str, name: str, console: str | None = None) -> bool:
     """Define (or redefine) and start a guest; True when it had to be started."""
     import libvirt
 
@@ -207,11 +207,16 @@ def ensure_domain(conn: Any, xml: str, name: str) -> bool:
         dom = conn.lookupByName(name)
     except libvirt.libvirtError:
         dom = None
-    if dom is None or not dom.isActive():
-        dom = conn.defineXML(xml)
-        dom.create()
-        return True
-    return False
+    if dom is not None and dom.isActive():
+        return False
+    if console is not None:  # no stale lease line from an earlier boot
+        with contextlib.suppress(OSError):
+            os.unlink(console)
+    if dom is not None:  # defined but shut off: keep its UUID, take the current XML
+        xml = xml.replace("<name>", f"<uuid>{dom.UUIDString()}</uuid>\n  <name>", 1)
+    dom = conn.defineXML(xml)
+    dom.create()
+    return True
 
 
 def destroy_all(uri: str) -> None:
