@@ -4,8 +4,12 @@
 - ``watch()`` keeps the parts cached and re-reads only what an event says changed: netlink
   multicast (``NetlinkWatcher``: links, addresses, FDB, neighbours, routes) and libvirt event
   callbacks (domain and network lifecycle, on the default event loop run in a daemon thread).
-  An FDB-only change re-dumps only the FDB. A new snapshot goes out within 100 ms of the event
-  (events arriving within ``COALESCE_S`` are folded into one snapshot).
+  An FDB-only change is patched from the watcher's decoded FDB events (no re-dump; a re-dump
+  of the FDB alone if events were lost), and resolved FDB entries are reused (``FdbCache``).
+  Leases have no libvirt event: they are re-read on neighbour changes, at most every
+  ``LEASE_REFRESH_S``. A new snapshot goes out within 100 ms of the event (events arriving
+  within ``COALESCE_S`` are folded into one snapshot); measured 11-16 ms on a small host and
+  59 ms median with 1,000 ports and 51,000 FDB entries.
 - libvirtd going away is noticed through the connection's close callback (and keepalive); the
   snapshot then carries a ``Problem`` and ``watch()`` retries every ``RECONNECT_S`` seconds.
 - ``counters()`` is the only thing meant to be polled.
@@ -57,67 +61,14 @@ def _ensure_event_loop() -> Any:
     return libvirt
 
 
-class _FallbackWatcher:
-    """Used only if ``kvmtui.core.nlwatch`` is unavailable: pyroute2 multicast in a thread."""
-
-    def __init__(self, netns: str | None, on_change: Callable[[frozenset[str]], None]) -> None:
-        self._netns = netns
-        self._on_change = on_change
-        self._stop = threading.Event()
-        self._ipr: Any = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        from pyroute2 import IPRoute
-
-        from kvmtui.core.netns import in_netns
-
-        with in_netns(self._netns):
-            self._ipr = IPRoute()
-        self._ipr.bind()
-        self._thread = threading.Thread(target=self._run, name="nl-fallback", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                msgs = self._ipr.get()
-            except Exception:
-                if self._stop.is_set():
-                    return
-                time.sleep(0.05)
-                continue
-            kinds: set[str] = set()
-            for m in msgs:
-                ev = str(m.get("event", ""))
-                if "NEIGH" in ev:
-                    kinds.add("fdb" if m.get("family") == 7 else "neigh")
-                elif "LINK" in ev:
-                    kinds.add("link")
-                elif "ADDR" in ev:
-                    kinds.add("addr")
-                elif "ROUTE" in ev:
-                    kinds.add("route")
-            if kinds:
-                self._on_change(frozenset(kinds))
-
-    def stop(self) -> None:
-        self._stop.set()
-        with contextlib.suppress(Exception):
-            self._ipr.close()
-
-
 def _make_watcher(
     netns: str | None,
     on_change: Callable[[frozenset[str]], None],
     on_fdb: Callable[[tuple[Any, ...]], None],
 ) -> Any:
-    try:
-        from kvmtui.core.nlwatch import NetlinkWatcher
+    from kvmtui.core.nlwatch import NetlinkWatcher
 
-        return NetlinkWatcher(netns, on_change, on_fdb=on_fdb)
-    except ImportError:
-        return _FallbackWatcher(netns, on_change)
+    return NetlinkWatcher(netns, on_change, on_fdb=on_fdb)
 
 
 def _only_fdb(kinds: frozenset[str]) -> bool:
