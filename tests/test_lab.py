@@ -139,6 +139,29 @@ def test_bridged_light_vm_mac_learned_on_its_tap(lab: LabHandle) -> None:
     assert any(e["mac"] == vm.mac and e["ifname"] == vm.tap for e in ref)
 
 
+def test_host_neighbour_table_learns_the_bridged_vm(lab: LabHandle) -> None:
+    """The bridged VMs ping the host's br0 address now and then (every ~15 s), so the host
+    knows their IP <-> MAC without being their router."""
+    from pyroute2 import IPRoute
+
+    vm = spec.lab_vm("br-light")
+    ip = lab.wait_ip(vm.name, timeout=60)
+
+    def known() -> bool:
+        with in_netns(lab.host_ns):
+            ipr = IPRoute()
+        try:
+            br = ipr.link_lookup(ifname=spec.BR_BRIDGE)[0]
+            return any(
+                n.get_attr("NDA_DST") == ip and n.get_attr("NDA_LLADDR") == vm.mac
+                for n in ipr.get_neighbours(ifindex=br)
+            )
+        finally:
+            ipr.close()
+
+    wait_for(known, 40, f"{ip} {vm.mac} in the host's neighbour table on br0")
+
+
 def test_bridged_light_vm_reaches_internet_via_lan_router(lab: LabHandle) -> None:
     vm = spec.lab_vm("br-light")
     lab.wait_ip(vm.name, timeout=60)
