@@ -58,7 +58,7 @@ _BOOTP = struct.Struct("!BBBBIHH4s4s4s4s16s")
 
 
 def mac_str(b: bytes) -> str:
-    return ":".join(f"{x:02x}" for x in b)
+    return b.hex(":")
 
 
 @dataclass(frozen=True, slots=True)
