@@ -88,9 +88,8 @@ def print_inventory(snap: HostSnapshot, out: TextIO) -> None:
         nat = ""
         if n.mode == "nat":
             nat = f"  NAT rule {_ok(n.nat_rule)}"
-        print(
-            f"  {n.name}  {n.mode}{dev}  bridge {n.bridge or '-'}  {flags}  {addrs}{nat}", file=out
-        )
+        line = f"  {n.name}  {n.mode}{dev}  bridge {n.bridge or '-'}  {flags}  {addrs}{nat}"
+        print(line.rstrip(), file=out)
         for a in n.addresses:
             for r in a.ranges:
                 print(f"    dhcp range {r.start} - {r.end}", file=out)

@@ -128,6 +128,15 @@ def read_virt(uri: str | None = None, conn: Any = None, *, leases: bool = True) 
             real_uri = conn.getURI()
         except libvirt.libvirtError:
             real_uri = uri
+        if uri is None and os.geteuid() != 0 and str(real_uri).startswith("qemu:///session"):
+            problems.append(
+                Problem(
+                    "libvirt",
+                    f"libvirt: not root, so libvirt chose {real_uri} (this user's own VMs "
+                    "only): for the host's VMs and networks run as root or use "
+                    "-c qemu:///system",
+                )
+            )
         networks = _read_networks(libvirt, conn, problems, leases)
         domains, agent = _read_domains(libvirt, conn, problems)
         # which domains sit on each network
