@@ -68,8 +68,21 @@ def test_bridges_ports_and_uplinks(lab: LabHandle, seen) -> None:  # type: ignor
         ports = {p.name for p in br.ports}
         expected = {vm.tap for vm in lab.vms if vm.bridge == name and vm.tap}
         assert expected <= ports, (name, ports)
+    # every VM's port says whose it is; ens9 is the uplink
+    for vm in lab.vms:
+        v = vm_of(lab, snap, vm)
+        br = snap.bridge(vm.bridge)
+        assert br is not None
+        port = next(p for p in br.ports if p.name == v.nics[0].tap)
+        assert (port.vm, port.owner) == (v.name, f"VM {v.name}")
+        assert port.kind == ("veth" if vm.kind == "light" else "tap")
+        assert port.stp_state == "forwarding" and port.mac == vm.tap_mac
+        if vm.kind == "light":
+            assert port.peer_netns == lab.vm_ns(vm.name)
     br0 = snap.bridge(spec.BR_BRIDGE)
     assert br0 is not None and br0.uplinks == (spec.BR_NIC,)
+    ens9 = next(p for p in br0.ports if p.name == spec.BR_NIC)
+    assert (ens9.owner, ens9.vm, ens9.peer_netns) == ("uplink", None, lab.ns(spec.NS_LAN))
     assert f"{spec.BR_HOST_CIDR}" in br0.addresses
     assert snap.bridge(spec.NAT_BRIDGE).addresses[0] == f"{spec.NAT_GATEWAY}/{spec.NAT_PREFIX}"  # type: ignore[union-attr]
     # nothing else is a namespace guest: the LAN behind ens9 is not a VM
