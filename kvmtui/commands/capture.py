@@ -201,7 +201,7 @@ def dhcp_text(tx: DhcpTransaction) -> str:
     lines = [f"DHCP xid 0x{tx.xid:08x} client {tx.client} ({tx.vm or 'unknown VM'}): {tx.outcome}"]
     t0 = tx.messages[0].time if tx.messages else 0.0
     for m in tx.messages:
-        extra = f" offers {m.yiaddr}" if m.type in ("offer", "ack") else ""
+        extra = {"offer": f" offers {m.yiaddr}", "ack": f" acks {m.yiaddr}"}.get(m.type, "")
         sid = f" server-id {m.server_id}" if m.server_id else ""
         lines.append(
             f"  +{(m.time - t0) * 1000:8.1f} ms  {m.type:<9} on {m.dev:<8} from {m.src_mac}"
