@@ -51,6 +51,8 @@ REQUIRED = {
     "dnsmasq": "dnsmasq-base",
     "busybox": "busybox-static",
     "unshare": "util-linux",
+    "mount": "mount",
+    "sysctl": "procps",
 }
 
 
