@@ -134,8 +134,7 @@ class Correlator:
         max_open: int = 4096,
         nat_check: NatCheck | None = None,
     ) -> None:
-        self.hops = {h.index: h for h in hops}
-        self.order = sorted(self.hops)
+        self.set_hops(hops)
         self.vm_mac = vm_mac.lower()
         self.mode = mode
         self.nets = []
@@ -160,6 +159,10 @@ class Correlator:
         """After a re-resolution (the tap came back as another vnet)."""
         self.hops = {h.index: h for h in hops}
         self.order = sorted(self.hops)
+        self._taps = [i for i in self.order if self.hops[i].role in ("tap", "macvtap")]
+        self._bridges = [i for i in self.order if self.hops[i].role == "bridge"]
+        self._ups = [i for i in self.order if self.hops[i].role == "uplink"]
+        self._vm_side = {i for i in self.order if self.hops[i].vm_side}
 
     def add(self, pkt: RawPacket) -> Sighting | None:
         """Take one packet; return its sighting (None when it is not the VM's)."""
@@ -218,18 +221,18 @@ class Correlator:
         )
 
     def _vm_sighting(self, o: _Open) -> Sighting | None:
-        for s in sorted(o.sightings, key=lambda x: x.hop):
-            if self.hops[s.hop].vm_side if s.hop in self.hops else False:
-                return s
-        return None
+        """The sighting nearest the VM among hops whose filter is the VM's MAC."""
+        best = None
+        for s in o.sightings:
+            if s.hop in self._vm_side and (best is None or s.hop < best.hop):
+                best = s
+        return best
 
     def _direction(self, s: Sighting) -> str:
         return "out" if s.frame.src_mac == self.vm_mac else "in"
 
     def _expected(self, direction: str, f: Frame, o: _Open) -> list[int]:
-        taps = [i for i in self.order if self.hops[i].role in ("tap", "macvtap")]
-        bridges = [i for i in self.order if self.hops[i].role == "bridge"]
-        ups = [i for i in self.order if self.hops[i].role == "uplink"]
+        taps, bridges, ups = self._taps, self._bridges, self._ups
         if direction == "in":
             seen_up = [s.hop for s in o.sightings if s.hop in ups]
             return seen_up[:1] + bridges + taps if seen_up else bridges + taps
