@@ -25,6 +25,12 @@ def topo() -> Iterator[Topo]:
     if os.geteuid() != 0:
         pytest.fail("the capture tests need root (namespaces, AF_PACKET)")
     t = Topo(PREFIX)
+    lab_prefix = os.environ.get("KVMTUI_LAB_PREFIX", "kvmtuit-")
+    if any(ns.startswith(lab_prefix) for ns in t.namespaces()):
+        pytest.fail(
+            f"KVMTUI_CAPTURE_PREFIX {PREFIX!r} makes namespaces the lab {lab_prefix!r} would "
+            "count as its own leftovers: choose prefixes that do not overlap"
+        )
     try:
         t.up()
         yield t
