@@ -343,7 +343,8 @@ class KvmApp(App[int]):
             section = SECTION_NAMES.get(type(node).__name__, type(node).__name__)
             group = (depth, section, b.action)
             grouped.setdefault(group, []).append(self.get_key_display(b) if key == b.key else key)
-            info.setdefault(group, (b.description, b.id))
+            if group not in info or (info[group][1] is None and b.id):
+                info[group] = (b.description, b.id)
         rows = []
         for group in sorted(grouped, key=lambda g: g[0]):
             description, binding_id = info[group]

@@ -73,7 +73,6 @@ class HostPane(Pane):
     HostPane { layout: horizontal; }
     HostPane HostTree { width: 1fr; height: 1fr; }
     HostPane #host-detail { width: 40; height: 1fr; display: none; border-left: solid $panel; }
-    .-wide HostPane #host-detail { display: block; }
     HostPane #host-detail Static { padding: 0 1; }
     """
 

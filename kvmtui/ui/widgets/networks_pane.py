@@ -48,9 +48,6 @@ class NetworksPane(Pane):
     NetworksPane #net-explain { padding: 0 1; height: auto; }
     NetworksPane #lease-title { padding: 0 1; background: $panel; height: 1; }
     NetworksPane #lease-table { height: 1fr; }
-    .-wide NetworksPane { layout: horizontal; }
-    .-wide NetworksPane #net-table { width: 1fr; height: 1fr; max-height: 100%; }
-    .-wide NetworksPane #net-side { width: 1fr; }
     """
 
     def __init__(self, **kwargs: object) -> None:

@@ -68,21 +68,35 @@ class PathView(Vertical):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._path: NicPath | None = None
+        self.drawn: NicPath | None = None  # what is on screen (tests wait for it)
 
     def compose(self) -> ComposeResult:
         yield HorizontalScroll(id="path-hops")
         yield Static("", id="path-verdict")
 
-    async def show_path(self, path: NicPath | None, *, empty: str = "") -> None:
+    def draw(self, path: NicPath | None, *, empty: str = "") -> None:
+        """Draw ``path`` (or the ``empty`` sentence) from sync code. The latest call wins: an
+        exclusive worker cancels a redraw still in flight."""
         if path == self._path and path is not None:
             return
         self._path = path
+        self.run_worker(self._draw(path, empty), exclusive=True, group="path-draw")
+
+    async def show_path(self, path: NicPath | None, *, empty: str = "") -> None:
+        """Draw ``path`` and wait until it is on screen (for async callers)."""
+        if path == self._path and path is not None:
+            return
+        self._path = path
+        await self._draw(path, empty)
+
+    async def _draw(self, path: NicPath | None, empty: str) -> None:
         hops = self.query_one("#path-hops", HorizontalScroll)
         verdict = self.query_one("#path-verdict", Static)
         await hops.remove_children()
         verdict.remove_class("-ok", "-bad")
         if path is None:
             verdict.update(escape(empty))
+            self.drawn = None
             return
         widgets: list[Static] = []
         for i, hop in enumerate(path.hops):
@@ -90,5 +104,6 @@ class PathView(Vertical):
                 widgets.append(Arrow())
             widgets.append(HopBox(hop))
         await hops.mount_all(widgets)
+        self.drawn = path
         verdict.update(("✓ " if path.way_out else "✗ ") + escape(path.verdict))
         verdict.add_class("-ok" if path.way_out else "-bad")

@@ -111,7 +111,7 @@ class VmsPane(Pane):
                 else "No VMs on this host."
             )
             title.update(why)
-            self.app.call_later(view.show_path, None)
+            view.draw(None)
             return
         if self.current is None:
             return
@@ -119,13 +119,11 @@ class VmsPane(Pane):
         vm = snap.vm(name)
         if vm is None:
             title.update(f"[$error]VM {escape(name)} is gone from the host.[/]")
-            self.app.call_later(view.show_path, None)
+            view.draw(None)
             return
         kind = "light VM, a network namespace" if vm.kind == "light" else "libvirt domain"
         title.update(f"Path of [b]{escape(name)}[/b] {escape(mac or '')} ({kind})")
-        self.app.call_later(
-            view.show_path, self.current_path(), empty="No path known for this NIC."
-        )
+        view.draw(self.current_path(), empty="No path known for this NIC.")
 
     def show_identity(self, identity: Identity | None) -> None:
         marked: set[str] = set()

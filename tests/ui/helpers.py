@@ -1,0 +1,47 @@
+"""Helpers for pilot tests: wait for a condition, read a pane's rows and labels as text."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from textual.pilot import Pilot
+
+from kvmtui.ui.app import KvmApp
+from kvmtui.ui.widgets.host_pane import HostTree
+from kvmtui.ui.widgets.vim_table import VimTable
+
+
+async def wait_for(pilot: Pilot[int], cond: Callable[[], object], timeout: float = 5.0) -> None:
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await pilot.pause(0.02)
+
+
+async def loaded(pilot: Pilot[int]) -> KvmApp:
+    app = pilot.app
+    assert isinstance(app, KvmApp)
+    await wait_for(pilot, lambda: app.snapshot is not None)
+    await pilot.pause(0.05)
+    return app
+
+
+def rows(table: VimTable) -> list[list[str]]:
+    return [[str(c) for c in table.get_row(k)] for k in table.row_keys]
+
+
+def tree_lines(tree: HostTree) -> list[str]:
+    out = []
+    for line in range(tree.last_line + 1):
+        node = tree.get_node_at_line(line)
+        if node is not None:
+            out.append(str(node.label))
+    return out
+
+
+def cursor_row(table: VimTable) -> list[str]:
+    key = table.current_key()
+    assert key is not None
+    return [str(c).removeprefix("◆ ") for c in table.get_row(key)]
