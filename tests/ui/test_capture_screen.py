@@ -16,6 +16,9 @@ Two kinds of tests:
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
 import subprocess
 import threading
 from collections import deque
@@ -23,6 +26,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from kvmtui.capture.correlate import Correlator, HopSpec, PacketRow
 from kvmtui.capture.dhcp import DhcpTracker, DhcpTransaction, HostView, LeaseCheck
@@ -35,6 +40,7 @@ from kvmtui.capture.engine import (
 )
 from kvmtui.capture.ring import PACKET_OUTGOING
 from kvmtui.core.model import NicPath
+from kvmtui.core.netns import in_netns
 from kvmtui.lab import spec
 from kvmtui.ui.app import KvmApp
 from kvmtui.ui.screens.capture import NO_LIVE_SOURCE, CaptureHelp, CaptureScreen
@@ -666,3 +672,159 @@ def test_snapshot_capture_dhcp(snap_compare: Any) -> None:
 def test_snapshot_capture_80x24(snap_compare: Any) -> None:
     app, run_before = _snap_app("packets")
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+# --- on the real lab --------------------------------------------------------------------------
+
+PING_SIZE = 77  # an unusual size tells our pings from the ones the light VMs send by themselves
+SCREENSHOTS = os.environ.get("KVMTUI_SCREENSHOTS")  # a folder: save the lab screens there
+
+
+def lab_app(lab: Any) -> KvmApp:
+    from kvmtui.core.live import LiveHost
+
+    return KvmApp(
+        LiveHost(uri=lab.uri, netns=lab.host_ns),
+        keymap_path=Path("/nonexistent/kvmtui-keys.toml"),
+    )
+
+
+async def lab_capture(pilot: Any, mac: str) -> CaptureScreen:
+    """Select the VM (found by its NIC's MAC: light VMs are named after their namespace) as
+    the palette's "go to VM" does, and press ``c``."""
+    app = pilot.app
+
+    def vm_name() -> str | None:
+        snap = app.snapshot
+        if snap is None:
+            return None
+        return next((v.name for v in snap.vms for n in v.nics if n.mac == mac), None)
+
+    await wait_for(pilot, vm_name, timeout=30)
+    name = vm_name()
+    app.go_to("vm", name)
+    await pilot.pause(0.1)
+    await pilot.press("c")
+    await wait_for(pilot, lambda: isinstance(app.screen, CaptureScreen))
+    screen = app.screen
+    assert isinstance(screen, CaptureScreen) and (screen.vm, screen.mac) == (name, mac)
+    await wait_for(pilot, lambda: screen.state != "starting", timeout=30)
+    assert screen.state == "capturing", screen.last_note
+    return screen
+
+
+def _ours(screen: CaptureScreen, src: str, dst: str) -> list[tuple[str, PacketRow]]:
+    return [
+        (k, r) for k, r in screen.shown_rows()
+        if r.frame.proto == "icmp" and r.frame.icmp_type == 8 and r.frame.src_ip == src
+        and r.frame.dst_ip == dst and r.frame.payload_len == PING_SIZE
+    ]  # fmt: skip
+
+
+def _save(app: Any, name: str) -> None:
+    if SCREENSHOTS:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        app.save_screenshot(filename=name, path=SCREENSHOTS)
+
+
+@pytest.mark.lab
+async def test_lab_nat_vm_ping_lights_tap_virbr0_wan0_with_nat(lab: Any) -> None:
+    vm = NAT_LIGHT
+    ip = await asyncio.to_thread(lab.wait_ip, vm.name)
+    app = lab_app(lab)
+    async with app.run_test(size=(160, 40)) as pilot:
+        screen = await lab_capture(pilot, vm.mac)
+        t = table_of(screen)
+        assert [ln.dev for ln in t.lanes] == [vm.tap, spec.NAT_BRIDGE, spec.UPLINK]
+        cp = await asyncio.to_thread(
+            lab.run, lab.vm_ns(vm.name), "busybox", "ping", "-c", "3", "-i", "0.3", "-W", "2",
+            "-s", str(PING_SIZE), spec.INTERNET_IP,
+        )  # fmt: skip
+        assert "3 packets received" in cp.stdout, cp.stdout + cp.stderr
+        await wait_for(pilot, lambda: len(_ours(screen, ip, spec.INTERNET_IP)) == 3, timeout=10)
+        nat_col = col(screen, "NAT / stopped")
+        for key, row in _ours(screen, ip, spec.INTERNET_IP):
+            cells = t.text_of(key)
+            lanes = cells[1:4]
+            assert all(c.startswith("●") for c in lanes), cells  # seen on all three hops
+            assert lanes[0] == "●+0"
+            # the ICMP id is the "port" MASQUERADE may rewrite
+            assert cells[nat_col].startswith(f"{ip}:{row.frame.icmp_id} → {spec.UPLINK_IP}:")
+            assert cells[nat_col].endswith("✓ct"), cells  # conntrack agrees
+        hops = screen.query_one(CaptureHops).hops
+        assert [h.dev for h in hops] == [vm.tap, spec.NAT_BRIDGE, spec.UPLINK]
+        assert {h.state for h in hops} == {"capturing"}
+        assert hops[1].promisc and hops[0].received >= 3 and hops[2].received >= 3
+        key, _ = _ours(screen, ip, spec.INTERNET_IP)[0]
+        t.follow = False
+        t.move_cursor(row=t.keys.index(key))
+        detail = screen.query_one(CaptureDetail)
+        await wait_for(pilot, lambda: detail.key == key and detail.decoded_lines, timeout=30)
+        assert any("###[ ICMP ]###" in ln for ln in detail.decoded_lines)
+        await pilot.pause(0.2)
+        _save(app, "capture.svg")
+
+
+@pytest.mark.lab
+async def test_lab_host_only_packet_never_reaches_an_uplink(lab: Any) -> None:
+    vm = ISO_A
+    ip = await asyncio.to_thread(lab.wait_ip, vm.name)
+    app = lab_app(lab)
+    async with app.run_test(size=(160, 40)) as pilot:
+        screen = await lab_capture(pilot, vm.mac)
+        t = table_of(screen)
+        assert [ln.dev for ln in t.lanes] == [vm.tap, spec.ISO_BRIDGE]  # no uplink to watch
+        br = pilot.app.snapshot.bridge(spec.ISO_BRIDGE)
+        # the host-only guest has no default route: frames to its gateway's MAC for the
+        # outside, sent from its eth0 (nothing in the VM is changed)
+        Ether, IP, ICMP, *_ = _frames()
+        with in_netns(lab.vm_ns(vm.name)):
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        try:
+            sock.bind(("eth0", 0))
+            for seq in range(2):
+                pkt = Ether(src=vm.mac, dst=br.mac) / IP(src=ip, dst=spec.INTERNET_IP,
+                      id=4100 + seq) / ICMP(id=4343, seq=seq) / (b"k" * PING_SIZE)  # fmt: skip
+                sock.send(bytes(pkt))
+        finally:
+            sock.close()
+        await wait_for(pilot, lambda: len(_ours(screen, ip, spec.INTERNET_IP)) == 2, timeout=10)
+        for key, _row in _ours(screen, ip, spec.INTERNET_IP):
+            cells = t.text_of(key)
+            assert cells[1].startswith("●") and cells[2].startswith("●")
+            note = cells[col(screen, "NAT / stopped")]
+            assert note.startswith(f"✗ ends at {spec.ISO_BRIDGE}: no way out"), note
+
+
+@pytest.mark.lab
+async def test_lab_dhcp_view_names_libvirts_dnsmasq_and_checks_the_lease(lab: Any) -> None:
+    vm = NAT_LIGHT
+    await asyncio.to_thread(lab.wait_ip, vm.name)
+    app = lab_app(lab)
+    async with app.run_test(size=(160, 40)) as pilot:
+        screen = await lab_capture(pilot, vm.mac)
+        # one DHCP exchange without touching the VM's configuration (script /bin/true)
+        cp = await asyncio.to_thread(
+            lab.run, lab.vm_ns(vm.name), "busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f",
+            "-t", "8", "-T", "2", "-s", "/bin/true", timeout=60,
+        )  # fmt: skip
+        assert "obtained" in cp.stderr, cp.stderr
+        await pilot.press("2")
+        view = screen.query_one(CaptureDhcp)
+
+        def bound() -> DhcpTransaction | None:
+            tx = view.current()
+            return tx if tx is not None and tx.acked else None
+
+        await wait_for(pilot, lambda: bound() is not None, timeout=10)
+        await wait_for(pilot, lambda: "checking" not in view.row_text(bound())[-1], timeout=15)  # type: ignore[arg-type]
+        tx = bound()
+        assert tx is not None
+        cells = view.row_text(tx)
+        assert cells[1] == screen.vm
+        assert (cells[4], cells[6]) == (spec.NAT_GATEWAY, spec.NAT_BRIDGE)
+        assert cells[7] == f"libvirt's dnsmasq on {spec.NAT_BRIDGE} (network {spec.NAT_NET})"
+        assert cells[8] == "✓ match", str(view.query_one("#dhcp-detail").render())
+        assert "Discover" in cells[2] and cells[2].endswith("Ack")
+        await pilot.pause(0.2)
+        _save(app, "capture-dhcp.svg")
