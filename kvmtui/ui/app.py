@@ -267,14 +267,23 @@ class KvmApp(App[int]):
     # --- actions ----------------------------------------------------------------------------
 
     def action_show_tab(self, tab: str) -> None:
-        self.query_one(TabbedContent).active = tab
-        self._focus_tab(tab)
+        tabs = self.query_one(TabbedContent)
+        if tabs.active == tab:
+            self._focus_tab(tab)
+        else:
+            tabs.active = tab  # TabActivated then focuses the pane's main widget
 
     def _focus_tab(self, tab: str) -> None:
         pane = self.query_one(f"#{tab}", TabPane).query(Pane).first()
         widget = pane.main_widget()
-        if widget is not None:
-            self.call_after_refresh(widget.focus)
+        tabs = self.query_one(TabbedContent)
+
+        def focus() -> None:
+            # only if that tab is still the one shown (a quick 2-3-4 must not bounce back)
+            if widget is not None and tabs.active == tab and not widget.has_focus:
+                widget.focus()
+
+        self.call_after_refresh(focus)
 
     @on(TabbedContent.TabActivated)
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:

@@ -29,7 +29,14 @@ async def loaded(pilot: Pilot[int]) -> KvmApp:
 
 
 def rows(table: VimTable) -> list[list[str]]:
-    return [[str(c) for c in table.get_row(k)] for k in table.row_keys]
+    """Cells as text; the first cell keeps the identity mark '◆ ' but not the blank room for it."""
+    out = []
+    for k in table.row_keys:
+        cells = [str(c) for c in table.get_row(k)]
+        if cells and cells[0].startswith("  "):
+            cells[0] = cells[0][2:]
+        out.append(cells)
+    return out
 
 
 def tree_lines(tree: HostTree) -> list[str]:
@@ -44,4 +51,4 @@ def tree_lines(tree: HostTree) -> list[str]:
 def cursor_row(table: VimTable) -> list[str]:
     key = table.current_key()
     assert key is not None
-    return [str(c).removeprefix("◆ ") for c in table.get_row(key)]
+    return [str(c).removeprefix("◆ ").removeprefix("  ") for c in table.get_row(key)]

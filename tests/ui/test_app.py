@@ -452,7 +452,11 @@ async def test_wide_terminal_uses_the_room() -> None:
         app = await loaded(pilot)
         detail = app.query_one("#host-detail")
         assert detail.display and detail.size.width >= 39
-        await pilot.press("j", "j")  # virbr0
+        tree = app.query_one(HostTree)
+        await wait_for(pilot, lambda: tree.cursor_line == 1)  # the first node: wan0
+        text = str(app.query_one("#host-detail-text").render())
+        assert "carries the default route" in text
+        await pilot.press("j")  # virbr0
         text = str(app.query_one("#host-detail-text").render())
         assert "Bridge virbr0" in text and "FDB entries 5" in text
     async with make_app().run_test(size=(80, 24)) as pilot:

@@ -88,7 +88,7 @@ class HostPane(Pane):
         tree.show_root = True
         tree.guide_depth = 3
         yield tree
-        with VerticalScroll(id="host-detail"):
+        with VerticalScroll(id="host-detail", can_focus=False):
             yield Static("", id="host-detail-text")
 
     @property
@@ -159,10 +159,11 @@ class HostPane(Pane):
             self._tree_nodes[info.key] = node
         tree.root.expand()
         target = self._tree_nodes.get(keep or "") or self._tree_nodes.get(f"bridge:{keep_bridge}")
+        if target is None and self._tree_nodes:
+            target = next(iter(self._tree_nodes.values()))
         if target is not None:
-            tree.move_cursor(target)
-        elif self._tree_nodes:
-            tree.move_cursor(next(iter(self._tree_nodes.values())))
+            # a node's line is known only once the tree has laid out its new lines
+            tree.call_after_refresh(tree.move_cursor, target)
 
     def _root_label(self, snap: HostSnapshot) -> Text:
         t = Text(snap.hostname or "host", style="bold")

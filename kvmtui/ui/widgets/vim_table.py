@@ -63,18 +63,22 @@ class VimTable(DataTable[Cell]):
         return str(key.value) if key.value is not None else None
 
     def _styled(self, key: str, cells: tuple[Cell, ...]) -> tuple[Cell, ...]:
-        if key not in self._marked:
+        """The first column always has room for the identity mark, so marking a row never
+        changes a column's width (no jumping columns)."""
+        if not cells:
             return cells
+        first = cells[0]
+        if key not in self._marked:
+            return (Text("  ") + (Text(first) if isinstance(first, str) else first), *cells[1:])
         style: Style = self.get_component_rich_style("vim-table--identity", partial=True)
         out: list[Cell] = []
         for c in cells:
             t = Text(c) if isinstance(c, str) else c.copy()
             t.stylize(style)
             out.append(t)
-        if out:
-            first = out[0]
-            assert isinstance(first, Text)
-            out[0] = Text("◆ ", style=style) + first
+        head = out[0]
+        assert isinstance(head, Text)
+        out[0] = Text("◆ ", style=style) + head
         return tuple(out)
 
     def sync_rows(self, rows: Sequence[tuple[str, tuple[Cell, ...]]]) -> None:
@@ -83,10 +87,13 @@ class VimTable(DataTable[Cell]):
         wanted = dict(rows)
         cursor_key = self.current_key()
         with self.app.batch_update():
-            for key in list(self._row_cells):
-                if key not in wanted:
-                    self.remove_row(key)
-                    del self._row_cells[key]
+            if any(key not in wanted for key in self._row_cells):
+                # rows went away: DataTable never narrows a column when rows are removed, so
+                # rebuild (inside batch_update: no flicker) and put the cursor back by key
+                self.clear(columns=True)
+                for key, label in self._column_spec:
+                    self.add_column(label, key=key)
+                self._row_cells = {}
             col_keys = [k for k, _ in self._column_spec]
             for key, cells in rows:
                 old = self._row_cells.get(key)

@@ -1,0 +1,103 @@
+"""Snapshot tests (pytest-textual-snapshot) of every screen of the explorer, on the sample.
+
+What moves is frozen: the clock (lease expiry) is FROZEN_NOW, the fake counters grow by a fixed
+step per poll and the fake monotonic clock by 1 s per poll, so rates are constant; the header
+shows no clock. Review changes in snapshot_report.html before ``--snapshot-update``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from textual.pilot import Pilot
+
+from kvmtui.core.model import HostSnapshot
+from kvmtui.ui.app import KvmApp
+from kvmtui.ui.widgets.path_view import PathView
+from tests.ui.conftest import make_app
+from tests.ui.helpers import wait_for
+from tests.ui.sample import empty_snapshot, problem_snapshot
+
+Compare = Callable[..., bool]
+
+
+def settled(keys: Iterable[str] = ()) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    """Wait for the snapshot and the rates, press ``keys``, wait for the path to be drawn."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, KvmApp)
+        await wait_for(pilot, lambda: app.snapshot is not None)
+        if app.snapshot is not None and app.snapshot.links:
+            await wait_for(pilot, lambda: app.rates)
+        tree = app.screen.query("HostTree")
+        if tree:
+            await wait_for(pilot, lambda: tree.first().cursor_line >= 0)
+        for key in keys:
+            await pilot.press(key)
+            await pilot.pause(0.02)
+        await pilot.pause(0.1)
+        views = [v for v in app.screen.query(PathView) if v.display]
+        for view in views:
+            await wait_for(pilot, lambda v=view: v.drawn is not None or v._path is None)  # type: ignore[misc]
+        await pilot.pause(0.1)
+
+    return run_before
+
+
+def app_for(snapshot: HostSnapshot | None = None, **kwargs: Any) -> KvmApp:
+    # poll slowly enough that no poll lands mid-screenshot, fast enough to get rates quickly
+    return make_app(snapshot, poll_s=0.05, **kwargs)
+
+
+def test_host_80x24(snap_compare: Compare) -> None:
+    assert snap_compare(app_for(), terminal_size=(80, 24), run_before=settled(["j", "j", "j", "j"]))
+
+
+def test_host_wide(snap_compare: Compare) -> None:
+    assert snap_compare(app_for(), terminal_size=(160, 40), run_before=settled(["j", "j"]))
+
+
+def test_macs(snap_compare: Compare) -> None:
+    assert snap_compare(app_for(), terminal_size=(80, 24), run_before=settled(["2", "b", "b"]))
+
+
+def test_macs_filtered(snap_compare: Compare) -> None:
+    keys = ["2", "slash", *"vnet", "enter"]
+    assert snap_compare(app_for(), terminal_size=(80, 24), run_before=settled(keys))
+
+
+def test_networks(snap_compare: Compare) -> None:
+    assert snap_compare(app_for(), terminal_size=(80, 24), run_before=settled(["3"]))
+
+
+def test_networks_wide(snap_compare: Compare) -> None:
+    assert snap_compare(app_for(), terminal_size=(160, 40), run_before=settled(["3", "j"]))
+
+
+def test_vms(snap_compare: Compare) -> None:
+    assert snap_compare(app_for(), terminal_size=(80, 24), run_before=settled(["4", "j", "j"]))
+
+
+def test_vms_isolated_wide(snap_compare: Compare) -> None:
+    keys = ["4", "j", "j", "j", "j"]
+    assert snap_compare(app_for(), terminal_size=(140, 36), run_before=settled(keys))
+
+
+def test_help(snap_compare: Compare) -> None:
+    assert snap_compare(app_for(), terminal_size=(80, 24), run_before=settled(["2", "f1"]))
+
+
+def test_presenter_theme(snap_compare: Compare) -> None:
+    app = app_for(start_theme="presenter")
+    assert snap_compare(app, terminal_size=(80, 24), run_before=settled(["4", "j"]))
+
+
+def test_problems(snap_compare: Compare) -> None:
+    assert snap_compare(app_for(problem_snapshot()), terminal_size=(80, 24),
+                        run_before=settled())  # fmt: skip
+
+
+def test_empty_host(snap_compare: Compare) -> None:
+    assert snap_compare(app_for(empty_snapshot()), terminal_size=(80, 24), run_before=settled())
