@@ -71,8 +71,9 @@ class PathView(Vertical):
         self.drawn: NicPath | None = None  # what is on screen (tests wait for it)
 
     def compose(self) -> ComposeResult:
-        yield HorizontalScroll(id="path-hops")
+        # the verdict first: at 80x24 tall hops must not push it off the screen
         yield Static("", id="path-verdict")
+        yield HorizontalScroll(id="path-hops")
 
     def draw(self, path: NicPath | None, *, empty: str = "") -> None:
         """Draw ``path`` (or the ``empty`` sentence) from sync code. The latest call wins: an
