@@ -1,0 +1,94 @@
+"""Write SVG screenshots of every screen to screenshots/ (for the README).
+
+    .venv/bin/python -m tests.ui.take_screenshots                 # on the sample snapshot
+    .venv/bin/python -m tests.ui.take_screenshots --lab kvdev-    # on a running lab, LiveHost
+
+Names: ``{source}-{screen}-{W}x{H}.svg``, e.g. ``lab-macs-80x24.svg``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from kvmtui.lab import spec
+from kvmtui.ui.app import KvmApp
+from kvmtui.ui.widgets.path_view import PathView
+from tests.ui.conftest import make_app
+from tests.ui.helpers import wait_for
+from tests.ui.sample import empty_snapshot, problem_snapshot
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "screenshots"
+
+# (screen name, keys, size)
+SCREENS: list[tuple[str, list[str], tuple[int, int]]] = [
+    ("host", ["j", "j", "j", "j"], (80, 24)),
+    ("host-wide", ["j", "j"], (160, 40)),
+    ("macs", ["2"], (80, 24)),
+    ("macs-filter", ["2", "slash", *"vnet", "enter"], (80, 24)),
+    ("networks", ["3"], (80, 24)),
+    ("networks-wide", ["3", "j"], (160, 40)),
+    ("vms", ["4", "j", "j"], (80, 24)),
+    ("vms-wide", ["4", "j", "j", "j", "j"], (140, 36)),
+    ("help", ["2", "f1"], (80, 24)),
+    ("capture", ["4", "j", "j", "c"], (100, 30)),
+    ("palette", ["ctrl+p", *"go to"], (100, 30)),
+]
+
+
+async def shoot(make: Callable[[], KvmApp], name: str, keys: list[str],
+                size: tuple[int, int]) -> Path:  # fmt: skip
+    app = make()
+    async with app.run_test(size=size) as pilot:
+        await wait_for(pilot, lambda: app.snapshot is not None, timeout=20)
+        await pilot.pause(1.2)  # rates need two counter polls
+        for key in keys:
+            await pilot.press(key)
+            await pilot.pause(0.05)
+        await pilot.pause(0.5)
+        for view in app.screen.query(PathView):
+            await wait_for(pilot, lambda v=view: v.drawn is not None or v._path is None)  # type: ignore[misc]
+        path = OUT / f"{name}-{size[0]}x{size[1]}.svg"
+        app.save_screenshot(filename=path.name, path=str(OUT))
+        return path
+
+
+async def main_async(lab_prefix: str | None) -> None:
+    OUT.mkdir(exist_ok=True)
+    if lab_prefix:
+        from kvmtui.core.live import LiveHost
+
+        def make() -> KvmApp:
+            src = LiveHost(uri=spec.libvirt_uri(lab_prefix), netns=lab_prefix + spec.NS_HOST)
+            return KvmApp(src, poll_s=0.5)
+
+        source = "lab"
+    else:
+
+        def make() -> KvmApp:
+            return make_app(poll_s=0.5)
+
+        source = "sample"
+    for name, keys, size in SCREENS:
+        print(await shoot(make, f"{source}-{name}", keys, size))
+    if not lab_prefix:
+        print(await shoot(lambda: make_app(problem_snapshot()), "sample-problems", [], (80, 24)))
+        print(await shoot(lambda: make_app(empty_snapshot()), "sample-empty-host", [], (80, 24)))
+        present = await shoot(lambda: make_app(start_theme="presenter", poll_s=0.5),
+                              "sample-presenter-vms", ["4", "j"], (80, 24))  # fmt: skip
+        print(present)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--lab", metavar="PREFIX", default=None)
+    args = p.parse_args()
+    asyncio.run(main_async(args.lab))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
