@@ -58,6 +58,7 @@ lab-status: venv
 bench: deps venv
 	$(BIN)/python bench/inventory.py
 	$(BIN)/python bench/capture.py
+	$(BIN)/python bench/ui.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
