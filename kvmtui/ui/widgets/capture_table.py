@@ -22,7 +22,7 @@ from textual.widgets import DataTable
 from kvmtui.capture.correlate import PacketRow
 from kvmtui.capture.decode import Frame
 
-MAX_ROWS = 1000  # lines on screen; the screen keeps more for export and re-filtering
+MAX_ROWS = 500  # lines on screen; the screen keeps more for export and re-filtering
 
 PROTOS = ("all", "icmp", "udp", "tcp", "arp", "dhcp")
 DIRECTIONS = ("both", "out", "in")
