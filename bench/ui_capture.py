@@ -119,9 +119,7 @@ async def measure(pilot: Any, screen: Any, presses: int) -> dict[str, list[float
                 keys, cur = table.keys, table.current_key()
             idx = keys.index(cur) if cur in keys else 0
             key, target = ("k", keys[idx - 1]) if idx > 0 else ("j", keys[idx + 1])
-            ms = await timed(
-                key, lambda t=target: table.current_key() == t or t not in table.keys
-            )
+            ms = await timed(key, lambda t=target: table.current_key() == t or t not in table.keys)
             if table.current_key() == target:  # else its row aged out meanwhile: no sample
                 out["j/k"].append(ms)
         proto = screen.filters.proto
@@ -201,9 +199,9 @@ async def run_ui(gen: str, packets: int, seconds: float, presses: int) -> dict[s
             if flood.returncode is None:
                 flood.kill()
                 await flood.wait()
-        result["still_flooding_during_measure"] = (
-            result["flood_window_s"] < result.get("sent", {}).get("seconds", 0)
-        )
+        result["still_flooding_during_measure"] = result["flood_window_s"] < result.get(
+            "sent", {}
+        ).get("seconds", 0)
         await pilot.pause(0.5)
         result["engine"] = {
             "read": screen.packets,
