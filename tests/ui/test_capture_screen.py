@@ -20,6 +20,7 @@ import asyncio
 import os
 import socket
 import subprocess
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -828,3 +829,46 @@ async def test_lab_dhcp_view_names_libvirts_dnsmasq_and_checks_the_lease(lab: An
         assert "Discover" in cells[2] and cells[2].endswith("Ack")
         await pilot.pause(0.2)
         _save(app, "capture-dhcp.svg")
+
+
+NOT_ROOT_SCRIPT = """
+import asyncio, sys
+sys.path.insert(0, ROOT)
+from textual.app import App
+from kvmtui.capture.engine import CaptureSession
+from kvmtui.core.model import Hop, NicPath
+from kvmtui.ui.screens.capture import CaptureScreen
+
+path = NicPath("vm", "52:54:00:aa:01:01", "bridge", (Hop("lo", "tap"),), False, "test")
+
+async def main():
+    app = App()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = CaptureScreen("vm", path.mac, path,
+                               session_factory=lambda p, b: CaptureSession(p, bpf_filter=b))
+        app.push_screen(screen)
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if screen.state != "starting":
+                break
+        print(screen.state)
+        print(screen.last_note)
+
+asyncio.run(main())
+"""
+
+
+def test_not_root_real_session_says_so_without_a_traceback() -> None:
+    """A real CaptureSession as user nobody (privileges dropped with setpriv): the kernel
+    refuses the AF_PACKET socket, the screen shows one line."""
+    root = str(Path(__file__).resolve().parents[2])
+    cp = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
+         NOT_ROOT_SCRIPT.replace("ROOT", repr(root))],
+        capture_output=True, text=True, timeout=120, cwd="/", stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert cp.returncode == 0, cp.stderr
+    assert "Traceback" not in cp.stdout + cp.stderr
+    state, note = cp.stdout.strip().splitlines()[-2:]
+    assert state == "failed"
+    assert note == "capturing needs root (or CAP_NET_RAW and CAP_NET_ADMIN): run kvmtui as root"
