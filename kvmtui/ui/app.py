@@ -66,7 +66,7 @@ def _one_line(exc: BaseException) -> str:
 class KvmApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "kvmtui"
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (120, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     COMMANDS = App.COMMANDS | {GoToProvider}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f1", "help", "Help", id="app.help"),
@@ -164,7 +164,10 @@ class KvmApp(App[int]):
 
     @work(thread=True, exclusive=True, group="watch", exit_on_error=False)
     def watch_host(self) -> None:
-        self._get_source().watch(lambda s: self.post_message(SnapshotReady(s)), self._stop)
+        def changed(snap: HostSnapshot) -> None:
+            self.post_message(SnapshotReady(snap))  # post_message is thread-safe
+
+        self._get_source().watch(changed, self._stop)
 
     @work(thread=True, exclusive=True, group="counters", exit_on_error=False)
     def poll_counters(self) -> None:

@@ -295,8 +295,10 @@ async def test_keys_remapped_from_config(tmp_path: Path) -> None:
     async with make_app(keymap_path=cfg).run_test(size=(80, 24)) as pilot:
         app = await loaded(pilot)
         await pilot.press("v")
-        assert app.query_one("TabbedContent").active == "vms"  # type: ignore[attr-defined]
+        tabs = app.query_one("TabbedContent")
+        await wait_for(pilot, lambda: tabs.active == "vms")  # type: ignore[attr-defined]
         table = app.query_one("#vm-table", VimTable)
+        await wait_for(pilot, lambda: table.has_focus)
         await pilot.press("n")
         assert table.cursor_row == 1
         await pilot.press("j")  # remapped away: j no longer moves down

@@ -92,11 +92,11 @@ class HostPane(Pane):
             yield Static("", id="host-detail-text")
 
     @property
-    def tree(self) -> HostTree:
+    def host_tree(self) -> HostTree:
         return self.query_one(HostTree)
 
     def main_widget(self) -> Widget | None:
-        return self.tree
+        return self.host_tree
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -133,7 +133,7 @@ class HostPane(Pane):
         return out
 
     def show_snapshot(self, snap: HostSnapshot | None) -> None:
-        tree = self.tree
+        tree = self.host_tree
         if snap is None:
             tree.root.set_label("reading the host…")
             return
@@ -147,7 +147,7 @@ class HostPane(Pane):
         self._show_detail()
 
     def _rebuild(self, entries: list[tuple[str | None, NodeInfo]]) -> None:
-        tree = self.tree
+        tree = self.host_tree
         cursor = tree.cursor_node
         keep = cursor.data.key if cursor is not None and cursor.data is not None else None
         keep_bridge = cursor.data.bridge if cursor is not None and cursor.data is not None else None
@@ -177,7 +177,7 @@ class HostPane(Pane):
         elif not snap.bridges:
             bits.append("no bridges on this host")
         if bits:
-            t.append("  " + " · ".join(bits), style=self.tree.style_of("host-tree--dim"))
+            t.append("  " + " · ".join(bits), style=self.host_tree.style_of("host-tree--dim"))
         return t
 
     def _relabel(self) -> None:
@@ -191,7 +191,7 @@ class HostPane(Pane):
             node.set_label(self._label(snap, info))
 
     def _label(self, snap: HostSnapshot, info: NodeInfo) -> Text:
-        tree = self.tree
+        tree = self.host_tree
         dim = tree.style_of("host-tree--dim")
         ident = self._identity
         rates = self.kvm.rates
@@ -255,9 +255,9 @@ class HostPane(Pane):
 
     def _state(self, t: Text, state: str) -> None:
         if state in ("up", "unknown"):
-            t.append(f" · {state}", self.tree.style_of("host-tree--dim"))
+            t.append(f" · {state}", self.host_tree.style_of("host-tree--dim"))
         else:
-            t.append(f" · {state}", self.tree.style_of("host-tree--down"))
+            t.append(f" · {state}", self.host_tree.style_of("host-tree--down"))
 
     STP_SHORT: ClassVar[dict[str, str]] = {
         "forwarding": "fwd",
@@ -272,13 +272,15 @@ class HostPane(Pane):
         """Compact at 80 columns: 'fwd up' when all is well, loud when not."""
         stp = self.STP_SHORT.get(p.stp_state, p.stp_state)
         bad = p.state not in ("up", "unknown") or p.stp_state in ("blocking", "disabled")
-        style = self.tree.style_of("host-tree--down" if bad else "host-tree--dim")
+        style = self.host_tree.style_of("host-tree--down" if bad else "host-tree--dim")
         t.append(f" · {stp} {p.state}".replace("  ", " "), style)
 
     def _rates(self, t: Text, r: tuple[float, float] | None) -> None:
         if r is None:
             return
-        t.append(f"  ↓{fmt.rate(r[0])} ↑{fmt.rate(r[1])}", self.tree.style_of("host-tree--dim"))
+        t.append(
+            f"  ↓{fmt.rate(r[0])} ↑{fmt.rate(r[1])}", self.host_tree.style_of("host-tree--dim")
+        )
 
     # --- identity and selection -----------------------------------------------------------
 
@@ -297,7 +299,7 @@ class HostPane(Pane):
         if info.bridge:
             self.kvm.selected_bridge = info.bridge
         snap = self.kvm.snapshot
-        fresh = self.tree.has_focus and info.key != self._last_key
+        fresh = self.host_tree.has_focus and info.key != self._last_key
         self._last_key = info.key
         if fresh and info.kind == "port" and snap is not None:
             self.kvm.focus_identity = resolve(snap, tap=info.name)
@@ -305,7 +307,7 @@ class HostPane(Pane):
 
     def _show_detail(self) -> None:
         snap = self.kvm.snapshot
-        node = self.tree.cursor_node
+        node = self.host_tree.cursor_node
         text = self.query_one("#host-detail-text", Static)
         if snap is None or node is None or node.data is None:
             text.update("")
