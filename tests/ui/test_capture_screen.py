@@ -449,6 +449,10 @@ async def test_dhcp_view_names_the_server_and_checks_the_lease() -> None:
         assert f"lease check: libvirt's lease on network {spec.NAT_NET} agrees" in detail
         await pilot.press("1")
         assert screen.view == "packets"
+        await pilot.press("tab")  # tab toggles the two views
+        assert screen.view == "dhcp" and view.table.has_focus
+        await pilot.press("tab")
+        assert screen.view == "packets" and table_of(screen).has_focus
 
 
 async def test_protocol_and_direction_filters() -> None:
@@ -501,8 +505,10 @@ async def test_bad_bpf_is_refused_inline_and_the_capture_goes_on() -> None:
         await wait_for(pilot, factory.sessions[0].stopped.is_set)
         assert not screen.query_one("#capture-input-error").display
         assert "BPF icmp" in str(screen.query_one("#capture-filters").render())
-        # Escape in the input cancels it, it does not close the screen
-        await pilot.press("b", "escape")
+        # Escape in the input cancels it, it does not close the screen ("/" opens it too)
+        await pilot.press("slash")
+        assert inp.has_focus
+        await pilot.press("escape")
         assert pilot.app.screen is screen and table_of(screen).has_focus
 
 
