@@ -468,3 +468,30 @@ async def test_wide_terminal_uses_the_room() -> None:
 
 def test_mac_pane_is_a_pane() -> None:
     assert issubclass(MacPane, object) and issubclass(NetworksPane, object)
+
+
+async def test_selected_vm_vanishes_and_a_new_one_appears() -> None:
+    base = sample_snapshot()
+    later = dataclasses.replace(
+        base,
+        vms=(
+            *(v for v in base.vms if v.name != "nat-light"),
+            dataclasses.replace(base.vms[-1], name="new-light", uuid="new"),
+        ),
+    )
+    source = FakeSource(base, updates=[later])
+    source.release.clear()
+    async with make_app(source=source).run_test(size=(80, 24)) as pilot:
+        app = await loaded(pilot)
+        await pilot.press("4", "j", "j")  # nat-light
+        assert app.query_one(VmsPane).current == ("nat-light", NAT_LIGHT.mac)
+        source.release.set()
+        table = app.query_one("#vm-table", VimTable)
+        await wait_for(pilot, lambda: any("new-light" in r[0] for r in rows(table)))
+        names = [r[0].removeprefix("◆ ") for r in rows(table)]
+        assert "nat-light*" not in names and "new-light*" in names
+        # the cursor and the path moved to a VM that exists (the row that took its place)
+        await pilot.pause(0.1)
+        current = app.query_one(VmsPane).current
+        assert current is not None and current[0] == cursor_row(table)[0].rstrip("*")
+        assert "br-light" in str(app.query_one("#vm-path-title").render())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from textual.app import ComposeResult
 from textual.containers import HorizontalScroll, Vertical
 from textual.markup import escape
@@ -81,7 +83,8 @@ class PathView(Vertical):
         if path == self._path and path is not None:
             return
         self._path = path
-        self.run_worker(self._draw(path, empty), exclusive=True, group="path-draw")
+        # a callable, not a coroutine: a draw cancelled before it starts creates none
+        self.run_worker(partial(self._draw, path, empty), exclusive=True, group="path-draw")
 
     async def show_path(self, path: NicPath | None, *, empty: str = "") -> None:
         """Draw ``path`` and wait until it is on screen (for async callers)."""

@@ -86,6 +86,7 @@ class VimTable(DataTable[Cell]):
         changed."""
         wanted = dict(rows)
         cursor_key = self.current_key()
+        cursor_index = self.cursor_row
         with self.app.batch_update():
             if any(key not in wanted for key in self._row_cells):
                 # rows went away: DataTable never narrows a column when rows are removed, so
@@ -109,6 +110,9 @@ class VimTable(DataTable[Cell]):
                 self._reorder({key: i for i, (key, _) in enumerate(rows)})
             if cursor_key is not None and cursor_key in wanted:
                 self.move_cursor(row=self.get_row_index(cursor_key), animate=False)
+            elif cursor_key is not None and self.row_count:
+                # its row went away: stay at the same height (the row that took its place)
+                self.move_cursor(row=min(cursor_index, self.row_count - 1), animate=False)
 
     def _reorder(self, order: dict[str, int]) -> None:
         # DataTable.sort hands the key function cell values, not row keys: map each row's
