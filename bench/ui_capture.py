@@ -225,10 +225,15 @@ def main() -> int:
     ap.add_argument("--packets", type=int, default=3_000_000)
     ap.add_argument("--seconds", type=float, default=15.0, help="flood time limit")
     ap.add_argument("--presses", type=int, default=20)
+    ap.add_argument(
+        "--switch-interval", type=float, default=None, help="sys.setswitchinterval (s) for the run"
+    )
     a = ap.parse_args()
     if os.geteuid() != 0:
         print("bench/ui_capture.py: run as root (namespaces, AF_PACKET)", file=sys.stderr)
         return 1
+    if a.switch_interval is not None:
+        sys.setswitchinterval(a.switch_interval)
     tmp = tempfile.mkdtemp(prefix="kvbenchui-")
 
     def stop(*_: object) -> None:
@@ -245,7 +250,8 @@ def main() -> int:
     finally:
         down()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"python: {sys.executable} {platform.python_version()}")
+    print(f"python: {sys.executable} {platform.python_version()}; "
+          f"GIL switch interval {sys.getswitchinterval() * 1000:g} ms")  # fmt: skip
     sent = r.get("sent", {})
     if sent:
         print(f"flood: {sent['sent']} frames of 64 bytes in {sent['seconds']:.2f} s = "

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import sys
 import threading
 import time
 from collections import deque
@@ -61,11 +60,8 @@ from kvmtui.ui.widgets.path_view import PathView
 POLL_S = 0.1
 KEEP_ROWS = 10_000  # rows kept for re-filtering and export (the engine keeps its own too)
 COMPACT_BELOW = 140  # columns: narrower terminals get the compact packet list
-REFILTER_ROWS = 200  # a filter change re-lists the newest matching rows (fast under a flood)
-# the capture thread holds the GIL in bursts; a shorter switch interval while capturing gives
-# the UI thread the GIL back sooner (key -> screen latency under a flood; restored on close)
-SWITCH_INTERVAL_S = 0.001
-BATCH_ROWS = 50  # at most this many new rows go to the table per batch (the newest): 500/s
+REFILTER_ROWS = 100  # a filter change re-lists the newest matching rows (fast under a flood)
+BATCH_ROWS = 20  # at most this many new rows go to the table per batch (the newest): 200/s
 
 NO_LIVE_SOURCE = (
     "Live capture needs a live host: this app reads a fixed snapshot, so there is nothing "
@@ -317,7 +313,6 @@ class CaptureScreen(Screen[None]):
         self.batches = 0
         self.last_note = ""
         self._polling = False
-        self._switch_interval: float | None = None
         self.batch_ms: deque[float] = deque(maxlen=1000)  # UI time per batch (the bench reads it)
         self._title_text = ""
         self._note_level = ""
@@ -509,9 +504,6 @@ class CaptureScreen(Screen[None]):
         self._handled.set()
         if not self._polling:
             self._polling = True
-            if self._switch_interval is None:
-                self._switch_interval = sys.getswitchinterval()
-                sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
             self._poll_loop()
 
     @on(SessionFailed)
@@ -816,9 +808,6 @@ class CaptureScreen(Screen[None]):
         """Stop the session (its sockets close: the bridge's promiscuity goes with them)."""
         self._stopping.set()
         self._handled.set()
-        if self._switch_interval is not None:
-            sys.setswitchinterval(self._switch_interval)
-            self._switch_interval = None
         session, self._session = self._session, None
         if session is not None:
             _stop_in_thread(session)
