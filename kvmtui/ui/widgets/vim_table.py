@@ -9,7 +9,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowKey
+from textual.widgets.data_table import ColumnKey, RowKey
 
 Cell = str | Text
 
@@ -104,7 +104,7 @@ class VimTable(DataTable[Cell]):
                 elif old != cells:
                     for ck, new, prev in zip(col_keys, styled, self._styled(key, old), strict=True):
                         if new != prev:
-                            self.update_cell(key, ck, new, update_width=True)
+                            self.update_cell(key, ck, new, update_width=self._widens(ck, new))
                 self._row_cells[key] = cells
             if self.row_keys != [k for k, _ in rows]:
                 self._reorder({key: i for i, (key, _) in enumerate(rows)})
@@ -113,6 +113,13 @@ class VimTable(DataTable[Cell]):
             elif cursor_key is not None and self.row_count:
                 # its row went away: stay at the same height (the row that took its place)
                 self.move_cursor(row=min(cursor_index, self.row_count - 1), animate=False)
+
+    def _widens(self, column_key: str, cell: Cell) -> bool:
+        """Only a cell wider than its column asks DataTable to re-measure: a narrower one would
+        make it rescan the whole column (quadratic on a big FDB). Columns narrow on rebuild."""
+        width = cell.cell_len if isinstance(cell, Text) else Text(cell).cell_len
+        column = self.columns.get(ColumnKey(column_key))
+        return column is None or width > column.content_width
 
     def _reorder(self, order: dict[str, int]) -> None:
         # DataTable.sort hands the key function cell values, not row keys: map each row's
@@ -133,4 +140,5 @@ class VimTable(DataTable[Cell]):
         with self.app.batch_update():
             for key in changed:
                 for ck, cell in zip(col_keys, self._styled(key, self._row_cells[key]), strict=True):
-                    self.update_cell(key, ck, cell, update_width=True)
+                    # the mark's room is always reserved: widths cannot change here
+                    self.update_cell(key, ck, cell, update_width=False)
