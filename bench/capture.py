@@ -151,28 +151,31 @@ def nsx(ns: str, *cmd: str) -> None:
     sh("ip", "netns", "exec", ns, *cmd)
 
 
-def down() -> None:
-    for ns in (NS_SRC, NS_BR, NS_DST):
+def down(prefix: str = P) -> None:
+    for ns in (prefix + "src", prefix + "br", prefix + "dst"):
         sh("ip", "netns", "del", ns, check=False)
 
 
-def up() -> None:
-    down()
-    for ns in (NS_SRC, NS_BR, NS_DST):
+def up(prefix: str = P, src_mac: str = SRC_MAC, dst_mac: str = DST_MAC) -> None:
+    """Sender ``{prefix}src`` -> bridge ``bbr0`` (ports p0, p1) in ``{prefix}br`` -> sink
+    ``{prefix}dst``. bench/ui_capture.py builds the same with its own prefix and MACs."""
+    ns_src, ns_br, ns_dst = prefix + "src", prefix + "br", prefix + "dst"
+    down(prefix)
+    for ns in (ns_src, ns_br, ns_dst):
         sh("ip", "netns", "add", ns)
     nsx(
-        NS_BR, "ip", "link", "add", "bbr0", "type", "bridge", "stp_state", "0", "forward_delay", "0"
+        ns_br, "ip", "link", "add", "bbr0", "type", "bridge", "stp_state", "0", "forward_delay", "0"
     )
-    nsx(NS_BR, "ip", "link", "set", "bbr0", "up")
-    for port, ns, mac in (("p0", NS_SRC, SRC_MAC), ("p1", NS_DST, DST_MAC)):
-        nsx(NS_BR, "ip", "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns)
-        nsx(NS_BR, "ip", "link", "set", port, "master", "bbr0", "up")
+    nsx(ns_br, "ip", "link", "set", "bbr0", "up")
+    for port, ns, mac in (("p0", ns_src, src_mac), ("p1", ns_dst, dst_mac)):
+        nsx(ns_br, "ip", "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns)
+        nsx(ns_br, "ip", "link", "set", port, "master", "bbr0", "up")
         nsx(ns, "ip", "link", "set", "eth0", "address", mac)
         nsx(ns, "ip", "link", "set", "eth0", "up")
     # the sink drops what it receives as early as possible
-    nsx(NS_DST, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0")
+    nsx(ns_dst, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0")
     # let the bridge learn the sink's MAC, so the flood is forwarded, not flooded
-    nsx(NS_BR, "bridge", "fdb", "replace", DST_MAC, "dev", "p1", "master", "static")
+    nsx(ns_br, "bridge", "fdb", "replace", dst_mac, "dev", "p1", "master", "static")
 
 
 def wait4(p: subprocess.Popen[str], timeout: float) -> tuple[float, int]:

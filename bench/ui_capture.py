@@ -37,6 +37,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import capture as bench_capture
+from bench.capture import GEN_C, sh
+
 P = "kvbenchui-"
 NS_SRC, NS_BR, NS_DST = P + "src", P + "br", P + "dst"
 SRC_MAC = "52:54:00:be:01:01"
@@ -45,40 +48,18 @@ DST_MAC = "52:54:00:be:01:02"
 
 def gen_source() -> str:
     """The flood generator's C source (bench/capture.py's), with our MACs."""
-    from bench.capture import GEN_C
-
     src = GEN_C.replace("0x52,0x54,0x00,0xbe,0x00,0x02, 0x52,0x54,0x00,0xbe,0x00,0x01",
                         "0x52,0x54,0x00,0xbe,0x01,0x02, 0x52,0x54,0x00,0xbe,0x01,0x01")  # fmt: skip
     assert src != GEN_C, "bench/capture.py's generator changed: update the MAC patch"
     return src
 
 
-def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, check=check, capture_output=True, text=True)
-
-
-def nsx(ns: str, *cmd: str) -> None:
-    sh("ip", "netns", "exec", ns, *cmd)
+def up() -> None:
+    bench_capture.up(P, SRC_MAC, DST_MAC)
 
 
 def down() -> None:
-    for ns in (NS_SRC, NS_BR, NS_DST):
-        sh("ip", "netns", "del", ns, check=False)
-
-
-def up() -> None:
-    down()
-    for ns in (NS_SRC, NS_BR, NS_DST):
-        sh("ip", "netns", "add", ns)
-    nsx(NS_BR, "ip", "link", "add", "bbr0", "type", "bridge", "stp_state", "0",
-        "forward_delay", "0")  # fmt: skip
-    nsx(NS_BR, "ip", "link", "set", "bbr0", "up")
-    for port, ns, mac in (("p0", NS_SRC, SRC_MAC), ("p1", NS_DST, DST_MAC)):
-        nsx(NS_BR, "ip", "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns)
-        nsx(NS_BR, "ip", "link", "set", port, "master", "bbr0", "up")
-        nsx(ns, "ip", "link", "set", "eth0", "address", mac)
-        nsx(ns, "ip", "link", "set", "eth0", "up")
-    nsx(NS_BR, "bridge", "fdb", "replace", DST_MAC, "dev", "p1", "master", "static")
+    bench_capture.down(P)
 
 
 async def measure(pilot: Any, screen: Any, presses: int) -> dict[str, list[float]]:
