@@ -151,6 +151,11 @@ class KvmApp(App[int]):
 
     # --- data: workers and their messages ---------------------------------------------------
 
+    @property
+    def source(self) -> SnapshotSource | None:
+        """The host model source, once a worker has made it (None before)."""
+        return self._source
+
     def _get_source(self) -> SnapshotSource:
         if self._source is None:
             assert self._factory is not None

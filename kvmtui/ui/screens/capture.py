@@ -144,7 +144,7 @@ def default_export_path(vm: str, now: float | None = None) -> str:
 def live_factory(app: Any) -> tuple[SessionFactory | None, str | None]:
     """A factory of real sessions in the app source's namespace, and its libvirt URI; (None,
     None) when the source is not a live host (it has no ``netns``)."""
-    source = getattr(app, "_source", None)
+    source = getattr(app, "source", None)
     if source is None or not hasattr(source, "netns"):
         return None, None
     netns = source.netns
