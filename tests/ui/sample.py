@@ -426,7 +426,9 @@ class FakeSource:
 
     def watch(self, on_snapshot: Callable[[HostSnapshot], None], stop: threading.Event) -> None:
         for snap in self._updates:
-            self.release.wait()
+            while not self.release.wait(0.02):  # a held update never outlives the app
+                if stop.is_set():
+                    return
             if stop.wait(self._update_delay):
                 return
             self._snap = snap

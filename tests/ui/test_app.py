@@ -169,8 +169,10 @@ async def test_mac_table_live_update_keeps_cursor_and_diffs_rows() -> None:
     source.release.clear()  # hold the update until the cursor is placed
     async with make_app(source=source).run_test(size=(80, 24)) as pilot:
         app = await loaded(pilot)
-        await pilot.press("2", "j", "j", "j")
+        await pilot.press("2")
         table = app.query_one("#mac-table", VimTable)
+        await wait_for(pilot, lambda: len(rows(table)) == len(virbr0.fdb))
+        await pilot.press("j", "j", "j")
         assert cursor_row(table)[0] == spec.lab_vm("nat-qemu").mac
         before_rows = len(rows(table))
         source.release.set()
