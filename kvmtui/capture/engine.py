@@ -269,11 +269,26 @@ class CaptureSession:
                 if lk.name == bridge:
                     macs.append(str(lk.mac))
                     nets.extend(str(a) for a in lk.addresses)
+            if path.mode in L2_MODES:
+                macs.extend(self._local_fdb_macs(bridge, path))
         return Correlator(
             self._specs(path), path.mac, str(path.mode), local_nets=nets, local_macs=macs,
             way_out=path.way_out, verdict=path.verdict,
             window_ns=self.window_ns, nat_check=self._nat_check if self.conntrack else None,
         )  # fmt: skip
+
+    def _local_fdb_macs(self, bridge: str, path: NicPath) -> list[str]:
+        """MACs the bridge has learned on ports other than its uplinks (other VMs, the host):
+        a bridged VM's frames to them stay on the bridge and are not expected on the uplink.
+        The correlator also learns such MACs from replies; this covers the first packets."""
+        from kvmtui.core.netlink import read_fdb
+
+        uplinks = set(self._uplinks(path))
+        try:
+            fdb = read_fdb(self.netns, bridge=bridge)
+        except Exception:  # the FDB is a hint: without it the correlator learns from replies
+            return []
+        return [e.mac for e in fdb if e.port not in uplinks and e.mac != path.mac.lower()]
 
     def _specs(self, path: NicPath) -> list[HopSpec]:
         return [

@@ -97,6 +97,30 @@ def test_bridged_ping_no_nat_and_other_vms_filtered(topo: Topo) -> None:
     assert "promiscuous" in (hops["br0"].message or "")
 
 
+def test_bridged_vm_to_a_neighbour_on_the_same_bridge_is_not_expected_on_the_uplink(
+    topo: Topo,
+) -> None:
+    """The neighbour's MAC is in br0's FDB on its own tap before the capture starts (the ARP
+    cache is warm, so no reply precedes the first request): the FDB says the frame stays on
+    the bridge, and it must not be flagged "never on ens9"."""
+    peer = T.TVm("vb2", "52:54:00:ee:00:04", "10.0.0.51", "10.0.0.1", "vnet8", "br0")
+    T.sh("ip", "netns", "add", topo.ns(peer))
+    try:
+        topo.plug(peer)
+        assert "1 packets received" in topo.ping(T.BR_VM, peer.ip, count=1)
+        with CaptureSession(T.br_path(), netns=topo.host) as s:
+            topo.ping(T.BR_VM, peer.ip, count=2)
+            rows, _ = collect(s, 1.0)
+        reqs = icmp_rows(rows, 8)
+        assert len(reqs) == 2
+        for r in reqs:
+            assert [h.dev for h in r.hops] == ["vnet1", "br0"]
+            assert "ens9" not in r.expected and r.missing == () and r.stopped is None
+    finally:
+        T.sh("ip", "netns", "del", topo.ns(peer), check=False)
+        nsx(topo.host, "ip", "link", "del", peer.tap, check=False)
+
+
 def _promisc_count(topo: Topo, dev: str) -> bool:
     out = json.loads(nsx(topo.host, "ip", "-j", "-d", "link", "show", dev).stdout)
     return int(out[0].get("promiscuity", 0)) > 0
