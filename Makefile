@@ -4,6 +4,8 @@
 # Run as root on Debian 12. Every step is idempotent and quick when already done.
 
 SHELL := /bin/bash
+# root tools (ip, libvirtd, dnsmasq) live in sbin; some environments leave it off PATH
+export PATH := $(PATH):/usr/local/sbin:/usr/sbin:/sbin
 PY ?= /usr/bin/python3
 VENV := .venv
 BIN := $(VENV)/bin
