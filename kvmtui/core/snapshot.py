@@ -19,13 +19,15 @@ Rules the join applies:
 
 from __future__ import annotations
 
+import functools
 import gc
 import ipaddress
 import re
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import ParamSpec
 
 from kvmtui.core.firewall import FirewallState
 from kvmtui.core.model import (
@@ -49,6 +51,8 @@ from kvmtui.core.virt import VirtState
 
 PHYSICAL_NAME = re.compile(r"^(en|eth|em|wl|bond)|^p\d+p\d+")
 UPLINK_KINDS = ("physical", "bond", "vlan")
+
+P = ParamSpec("P")
 
 
 def looks_physical(name: str) -> bool:
@@ -99,6 +103,24 @@ class FdbCache:
         self.link_sig: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
 
 
+def _gc_paused(build: Callable[P, HostSnapshot]) -> Callable[P, HostSnapshot]:
+    """The join allocates ~100k objects on a big host; the cyclic GC walking the previous
+    snapshots meanwhile doubled its time. Nothing in the join makes cycles: pause it."""
+
+    @functools.wraps(build)
+    def run(*args: P.args, **kwargs: P.kwargs) -> HostSnapshot:
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return build(*args, **kwargs)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    return run
+
+
+@_gc_paused
 def build_snapshot(
     nl: NetlinkState,
     virt: VirtState,
@@ -113,39 +135,6 @@ def build_snapshot(
 ) -> HostSnapshot:
     """Join the readers' states. ``guest_macs`` maps a namespace guest's host-side port name to
     the MAC of its peer (read inside the peer's namespace by ``read_host``)."""
-    # The join allocates ~100k objects on a big host; the cyclic GC walking the previous
-    # snapshots meanwhile doubled its time. Nothing here makes cycles: pause it.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _build(
-            nl,
-            virt,
-            firewall=firewall,
-            procs=procs,
-            guest_macs=guest_macs,
-            hostname=hostname,
-            taken_at=taken_at,
-            problems=problems,
-            fdb_cache=fdb_cache,
-        )
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _build(
-    nl: NetlinkState,
-    virt: VirtState,
-    *,
-    firewall: FirewallState | None = None,
-    procs: ProcState | None = None,
-    guest_macs: Mapping[str, str] | None = None,
-    hostname: str | None = None,
-    taken_at: float | None = None,
-    problems: Sequence[Problem] = (),
-    fdb_cache: FdbCache | None = None,
-) -> HostSnapshot:
     guest_macs = guest_macs or {}
     links = nl.links
     by_name = {lk.name: lk for lk in links}
