@@ -501,12 +501,13 @@ class CaptureSession:
                         self._hop_error(st)
                         sync_poller()
             per_ring: list[list[RawPacket]] = []
+            total = 0
             for st in self._hops.values():
                 if st.ring is not None:
                     got: list[RawPacket] = []
-                    st.ring.read(got)
+                    # frames past the backlog are counted, not copied (ring.read's docstring)
+                    total += st.ring.read(got, keep=0 if self.paused else self.backlog)
                     per_ring.append(got)
-            total = sum(len(g) for g in per_ring)
             self.packets += total
             batch: list[RawPacket] = []
             if self.paused:

@@ -141,33 +141,46 @@ class PacketRing:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def read(self, out: list[RawPacket], limit: int = 1 << 30) -> int:
-        """Append the frames of every block the kernel has handed over; return how many."""
-        mm, bs, hop = self.mm, self.block_size, self.hop
+    def read(self, out: list[RawPacket], keep: int = 1 << 30) -> int:
+        """Hand every block the kernel has filled back to it; append the frames of the newest
+        blocks, about ``keep`` frames (whole blocks), to ``out``; return how many frames the
+        blocks held in all. Under a flood the older blocks are released unread: counting
+        their frames costs one header read per block instead of a copy per frame, which keeps
+        the capture thread from starving the UI of the CPU and the GIL."""
+        mm, bs, hop, nr = self.mm, self.block_size, self.hop, self.block_nr
         unpack_block, unpack_pkt = _BLOCK.unpack_from, _PKT.unpack_from
-        append = out.append
-        got = 0
-        while got < limit:
-            base = self._cur * bs
+        ready: list[tuple[int, int, int]] = []  # (base, frames, offset of the first)
+        cur = self._cur
+        while len(ready) < nr:
+            base = cur * bs
             status, num, first = unpack_block(mm, base + 8)
             if not status & TP_STATUS_USER:
                 break
-            off = base + first
-            for _ in range(num):
-                nxt, sec, nsec, snap, wire, pst, mac = unpack_pkt(mm, off)
-                start = off + mac
-                data = mm[start : start + snap]
-                if pst & TP_STATUS_VLAN_VALID:  # the kernel took the tag off: put it back
-                    tci, tpid = _VLAN.unpack_from(mm, off + 32)
-                    if not pst & TP_STATUS_VLAN_TPID_VALID:
-                        tpid = 0x8100
-                    data = data[:12] + struct.pack("!HH", tpid, tci & 0xFFFF) + data[12:]
-                append((sec * 1_000_000_000 + nsec, hop, mm[off + _PKTTYPE_OFF], wire, data))
-                off += nxt
-            got += num
+            ready.append((base, num, first))
+            cur = (cur + 1) % nr
+        total = sum(num for _, num, _ in ready)
+        start, wanted = len(ready), 0
+        while start > 0 and wanted < keep:
+            start -= 1
+            wanted += ready[start][1]
+        append = out.append
+        for i, (base, num, first) in enumerate(ready):
+            if i >= start:
+                off = base + first
+                for _ in range(num):
+                    nxt, sec, nsec, snap, wire, pst, mac = unpack_pkt(mm, off)
+                    begin = off + mac
+                    data = mm[begin : begin + snap]
+                    if pst & TP_STATUS_VLAN_VALID:  # the kernel took the tag off: put it back
+                        tci, tpid = _VLAN.unpack_from(mm, off + 32)
+                        if not pst & TP_STATUS_VLAN_TPID_VALID:
+                            tpid = 0x8100
+                        data = data[:12] + struct.pack("!HH", tpid, tci & 0xFFFF) + data[12:]
+                    append((sec * 1_000_000_000 + nsec, hop, mm[off + _PKTTYPE_OFF], wire, data))
+                    off += nxt
             struct.pack_into("<I", mm, base + 8, TP_STATUS_KERNEL)
-            self._cur = (self._cur + 1) % self.block_nr
-        return got
+        self._cur = cur
+        return total
 
     def wait(self, timeout_s: float) -> bool:
         """Block until a block is ready (or an error); True when something happened."""
