@@ -35,7 +35,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.markup import escape
 from textual.message import Message
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
@@ -43,6 +43,7 @@ from kvmtui.capture.correlate import PacketRow
 from kvmtui.capture.dhcp import DhcpTransaction, LeaseCheck
 from kvmtui.capture.engine import PROMISC_EXPLANATION, CaptureBatch, CaptureEvent, HopStatus
 from kvmtui.core.model import NicPath
+from kvmtui.ui.screens.help import HelpModal
 from kvmtui.ui.widgets.capture_detail import CaptureDetail
 from kvmtui.ui.widgets.capture_dhcp import CaptureDhcp, tx_key
 from kvmtui.ui.widgets.capture_hops import CaptureHops, promisc_note
@@ -178,18 +179,10 @@ class CaptureInput(Input):
         self.post_message(self.Cancelled())
 
 
-class CaptureHelp(ModalScreen[None]):
+class CaptureHelp(HelpModal):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,f1,q", "dismiss", "Close", id="capture.help.close"),
     ]
-    DEFAULT_CSS = """
-    CaptureHelp { align: center middle; }
-    CaptureHelp > Vertical { width: 90%; max-width: 100; height: 90%;
-                             border: heavy $accent; background: $surface; }
-    CaptureHelp #help-title { padding: 0 1; background: $accent; color: $text; text-style: bold; }
-    CaptureHelp VerticalScroll { padding: 0 1; }
-    CaptureHelp .help-section { margin-top: 1; color: $secondary; text-style: bold; }
-    """
 
     def __init__(self, keys: list[tuple[str, str]]) -> None:
         super().__init__()
@@ -207,9 +200,6 @@ class CaptureHelp(ModalScreen[None]):
                 yield Static(escape(LANE_LEGEND))
                 yield Static("Why the bridge is promiscuous", classes="help-section")
                 yield Static(escape(PROMISC_EXPLANATION), id="help-promisc")
-
-    def action_dismiss(self, result: None = None) -> None:  # type: ignore[override]
-        self.dismiss(None)
 
 
 @dataclass(frozen=True, slots=True)

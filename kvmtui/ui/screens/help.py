@@ -28,18 +28,27 @@ INTRO = (
 )
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpModal(ModalScreen[None]):
+    """The frame every help screen shares: a titled, scrolling panel with sections. Subclasses
+    add their own close binding (with its own id, so each stays remappable) and compose."""
+
+    DEFAULT_CSS = """
+    HelpModal { align: center middle; }
+    HelpModal > Vertical { width: 90%; max-width: 100; height: 90%;
+                           border: heavy $accent; background: $surface; }
+    HelpModal #help-title { padding: 0 1; background: $accent; color: $text; text-style: bold; }
+    HelpModal VerticalScroll { padding: 0 1; }
+    HelpModal .help-section { margin-top: 1; color: $secondary; text-style: bold; }
+    """
+
+    def action_dismiss(self, result: None = None) -> None:  # type: ignore[override]
+        self.dismiss(None)
+
+
+class HelpScreen(HelpModal):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,f1,q", "dismiss", "Close", id="help.close"),
     ]
-    DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    HelpScreen > Vertical { width: 90%; max-width: 100; height: 90%;
-                            border: heavy $accent; background: $surface; }
-    HelpScreen #help-title { padding: 0 1; background: $accent; color: $text; text-style: bold; }
-    HelpScreen VerticalScroll { padding: 0 1; }
-    HelpScreen .help-section { margin-top: 1; color: $secondary; text-style: bold; }
-    """
 
     def __init__(self, title: str, rows: list[HelpRow], problems: list[str]) -> None:
         super().__init__()
@@ -68,6 +77,3 @@ class HelpScreen(ModalScreen[None]):
                     lines.append(f"[b]{escape(row.key):>10}[/b]  {escape(row.description)}{rid}")
                 if lines:
                     yield Static("\n".join(lines))
-
-    def action_dismiss(self, result: None = None) -> None:  # type: ignore[override]
-        self.dismiss(None)
