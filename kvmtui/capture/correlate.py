@@ -78,7 +78,8 @@ class PacketRow:
 
     @property
     def time_ns(self) -> int:
-        return self.hops[0].time_ns if self.hops else 0
+        """When the first hop saw it (hops are in path order, not always in time order)."""
+        return min(s.time_ns for s in self.hops) if self.hops else 0
 
     @property
     def summary(self) -> str:
@@ -281,8 +282,11 @@ class Correlator:
             self.discarded += 1
             return None
         direction = self._direction(vs)
-        sign = 1 if direction == "out" else -1  # equal times: path order in the packet's sense
-        sights = tuple(sorted(o.sightings, key=lambda s: (s.time_ns, sign * s.hop)))
+        # path order in the packet's sense, not time order: a bridge hands a forwarded frame to
+        # the out port before it passes a copy up to its own (promiscuous) device, so ens9 may
+        # be stamped a few us before br0; each hop keeps its own time
+        sign = 1 if direction == "out" else -1
+        sights = tuple(sorted(o.sightings, key=lambda s: (sign * s.hop, s.time_ns)))
         exp = self._expected(direction, vs.frame, o)
         seen = {s.hop for s in sights}
         expected = tuple(self.hops[h].dev for h in exp)

@@ -162,3 +162,30 @@ def test_isolated_dead_end() -> None:
         == "seen on vnet2, virbr1; goes no further: no way out: isolated network (no <forward>)"
     )
     assert b.stopped is None  # to its own gateway: fine
+
+
+def test_hops_in_path_order_even_when_the_bridge_is_stamped_after_the_uplink() -> None:
+    """A bridge forwards a frame to its out port before it hands a copy to its own promiscuous
+    device, so the uplink's timestamp can precede the bridge's (seen on the real ens9/br0).
+    The row still lists the hops tap -> bridge -> uplink, each with its own time."""
+    c = Correlator(
+        [
+            HopSpec(0, "vnet1", "tap", True),
+            HopSpec(1, "br0", "bridge", True),
+            HopSpec(2, "ens9", "uplink", True),
+        ],
+        VM,
+        "bridge",
+        window_ns=300 * MS,
+    )
+    lan = "02:00:0a:00:00:01"
+    req = ping("10.0.0.50", INET, VM, lan, 7, 1, 100)
+    t0 = 1_000_000_000
+    c.add((t0, 0, 0, len(req), req))
+    c.add((t0 + 3_000, 2, PACKET_OUTGOING, len(req), req))  # the uplink first...
+    c.add((t0 + 5_000, 1, 0, len(req), req))  # ...then the bridge's own copy
+    (row,) = c.flush(t0 + 2000 * MS)
+    assert [h.dev for h in row.hops] == ["vnet1", "br0", "ens9"]
+    assert row.missing == () and row.stopped is None
+    assert row.time_ns == t0
+    assert dict(row.offsets_us()) == {"vnet1": 0.0, "br0": 5.0, "ens9": 3.0}
