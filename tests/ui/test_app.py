@@ -9,13 +9,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from textual.app import App
+
 from kvmtui.core.model import FdbEntry, MacOwner
 from kvmtui.lab import spec
 from kvmtui.ui.screens.capture import CaptureScreen
 from kvmtui.ui.screens.help import HelpScreen
 from kvmtui.ui.widgets.host_pane import HostTree
-from kvmtui.ui.widgets.mac_pane import MacPane
-from kvmtui.ui.widgets.networks_pane import NetworksPane
 from kvmtui.ui.widgets.path_view import HopBox
 from kvmtui.ui.widgets.problems import ProblemBar
 from kvmtui.ui.widgets.vim_table import VimTable
@@ -40,6 +40,11 @@ def line_with(lines: list[str], needle: str) -> str:
     hits = [ln for ln in lines if ln.removeprefix("◆ ").startswith(needle)]
     assert hits, f"{needle!r} not in {lines}"
     return hits[0]
+
+
+def shown(app: App[int], selector: str) -> str:
+    """What a Static shows now (panes redraw one message after a key: poll it)."""
+    return str(app.query_one(selector).render())
 
 
 async def test_host_tree_shows_uplinks_bridges_ports_and_networks() -> None:
@@ -206,7 +211,7 @@ async def test_networks_pane_modes_explanations_and_leases() -> None:
             [spec.lab_vm("nat-qemu").mac, IPS["nat-qemu"], "nat-qemu", "in 40m"],
         ]
         await pilot.press("j")
-        assert "Host-only" in str(app.query_one("#net-explain").render())
+        await wait_for(pilot, lambda: "Host-only" in shown(app, "#net-explain"))
         assert [r[3] for r in rows(leases)] == ["in 55m", "in 2m"]
         await pilot.press("j")
         explain = str(app.query_one("#net-explain").render())
@@ -371,9 +376,9 @@ async def test_problems_are_shown_not_tracebacks() -> None:
         text = str(bar.render())
         assert bar.display and "libvirt: libvirtd unreachable" in text and "not root" in text
         await pilot.press("4")
-        assert "libvirt is unreachable" in str(app.query_one("#vm-path-title").render())
+        await wait_for(pilot, lambda: "libvirt is unreachable" in shown(app, "#vm-path-title"))
         await pilot.press("3")
-        assert "libvirt is unreachable" in str(app.query_one("#net-explain").render())
+        await wait_for(pilot, lambda: "libvirt is unreachable" in shown(app, "#net-explain"))
 
 
 async def test_source_failure_is_retried_and_recovers() -> None:
@@ -434,11 +439,13 @@ async def test_empty_host() -> None:
         app = await loaded(pilot)
         assert "no interfaces" in tree_lines(app.query_one(HostTree))[0]
         await pilot.press("2")
-        assert "No bridges on this host" in str(app.query_one("#mac-note").render())
+        await wait_for(pilot, lambda: "No bridges on this host" in shown(app, "#mac-note"))
         await pilot.press("3")
-        assert "No libvirt networks on this host" in str(app.query_one("#net-explain").render())
+        await wait_for(
+            pilot, lambda: "No libvirt networks on this host" in shown(app, "#net-explain")
+        )
         await pilot.press("4")
-        assert "No VMs on this host" in str(app.query_one("#vm-path-title").render())
+        await wait_for(pilot, lambda: "No VMs on this host" in shown(app, "#vm-path-title"))
         await pilot.press("c")
         assert not isinstance(app.screen, CaptureScreen)
 
@@ -460,18 +467,17 @@ async def test_wide_terminal_uses_the_room() -> None:
         assert detail.display and detail.size.width >= 39
         tree = app.query_one(HostTree)
         await wait_for(pilot, lambda: tree.cursor_line == 1)  # the first node: wan0
-        text = str(app.query_one("#host-detail-text").render())
-        assert "carries the default route" in text
+
+        def detail_text() -> str:  # the panel follows the cursor one message later
+            return str(app.query_one("#host-detail-text").render())
+
+        await wait_for(pilot, lambda: "carries the default route" in detail_text())
         await pilot.press("j")  # virbr0
-        text = str(app.query_one("#host-detail-text").render())
-        assert "Bridge virbr0" in text and "FDB entries 5" in text
+        await wait_for(pilot, lambda: "Bridge virbr0" in detail_text())
+        assert "FDB entries 5" in detail_text()
     async with make_app().run_test(size=(80, 24)) as pilot:
         app = await loaded(pilot)
         assert app.query_one("#host-detail").size.width == 0  # hidden at 80 columns
-
-
-def test_mac_pane_is_a_pane() -> None:
-    assert issubclass(MacPane, object) and issubclass(NetworksPane, object)
 
 
 async def test_selected_vm_vanishes_and_a_new_one_appears() -> None:
