@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -13,11 +14,14 @@ from kvmtui.ui.widgets.vim_table import VimTable
 
 
 async def wait_for(pilot: Pilot[int], cond: Callable[[], object], timeout: float = 5.0) -> None:
+    """Poll ``cond`` while the app runs. A plain sleep, not ``pilot.pause``: the pilot waits for
+    every widget it saw to run a callback, and a widget removed meanwhile (the path view rebuilds
+    its hop boxes when a VM vanishes) never does, which timed out after 30 s under load."""
     t0 = time.monotonic()
     while not cond():
         if time.monotonic() - t0 > timeout:
             raise AssertionError(f"condition not met within {timeout} s")
-        await pilot.pause(0.02)
+        await asyncio.sleep(0.02)
 
 
 async def loaded(pilot: Pilot[int]) -> KvmApp:

@@ -501,7 +501,6 @@ async def test_selected_vm_vanishes_and_a_new_one_appears() -> None:
         names = [r[0].removeprefix("◆ ") for r in rows(table)]
         assert "nat-light*" not in names and "new-light*" in names
         # the cursor and the path moved to a VM that exists (the row that took its place)
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: "br-light" in shown(app, "#vm-path-title"))
         current = app.query_one(VmsPane).current
         assert current is not None and current[0] == cursor_row(table)[0].rstrip("*")
-        assert "br-light" in str(app.query_one("#vm-path-title").render())
