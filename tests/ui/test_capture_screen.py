@@ -661,6 +661,10 @@ def _snap_app(view: str) -> tuple[KvmApp, Callable[[Any], Any]]:
             v = screen.query_one(CaptureDhcp)
             await wait_for(pilot, lambda: v.current() is not None and "match" in v.row_text(
                 v.current())[-1])  # type: ignore[arg-type]  # fmt: skip
+        # focus lands on the view's table a refresh or so after it opens: wait for it, or the
+        # cursor row's colour depends on timing
+        focused = v.table if view == "dhcp" else t
+        await wait_for(pilot, lambda: focused.has_focus)
         await pilot.pause(0.1)
 
     return app, run_before
