@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 DEFAULT_LAB_PREFIX = "kvmtui-"
 
@@ -22,7 +24,38 @@ _HANDLERS: dict[str, tuple[str, str]] = {
     "trace": ("kvmtui.commands.capture", "run_trace"),
     "dhcp": ("kvmtui.commands.capture", "run_dhcp"),
     "lab": ("kvmtui.lab.cli", "run_lab"),
+    "doctor": ("kvmtui.commands.doctor", "run_doctor"),
+    "switch": ("kvmtui.commands.switch", "run_switch"),
+    "serve": ("kvmtui.commands.serve", "run_serve"),
+    "record": ("kvmtui.commands.record", "run_record"),
 }
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1 (``--count 0`` and ``-1`` are refused)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{_short(text)!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not positive (give 1 or more)")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0 (``0``, ``-1``, ``nan``, ``inf`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{_short(text)!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{_short(text)!r} is not a positive finite number")
+    return value
+
+
+def _short(text: str, limit: int = 40) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _add_connect(p: argparse.ArgumentParser, top: bool = False) -> None:
@@ -37,14 +70,54 @@ def _add_connect(p: argparse.ArgumentParser, top: bool = False) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are one line on stderr and exit code 2 (not the whole usage text)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="kvmtui",
         description="A terminal network explorer for KVM hosts. Without a subcommand, opens "
         "the explorer on this host.",
     )
     _add_connect(parser, top=True)
     parser.add_argument("--theme", default=None, help="UI theme: default or presenter")
+    parser.add_argument(
+        "--connect-timeout",
+        type=positive_float,
+        default=5.0,
+        metavar="S",
+        help="deadline for every libvirt connect and call, in seconds (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--vm", default=None, metavar="VM", help="open the explorer with this VM selected"
+    )
+    parser.add_argument(
+        "--capture", action="store_true", help="with --vm: start that VM's capture at once"
+    )
+    parser.add_argument(
+        "--lang", choices=("en", "vi"), default=None, help="language of the lessons (en, vi)"
+    )
+    parser.add_argument(
+        "--replay",
+        default=None,
+        metavar="FILE",
+        help="read a recording (kvmtui record) instead of this host: no root, no libvirt",
+    )
+    parser.add_argument(
+        "--host",
+        dest="remote",
+        action="append",
+        default=None,
+        metavar="[USER@]HOST",
+        help="explore a remote KVM host over SSH (repeat for a host picker)",
+    )
+    parser.add_argument(
+        "--ssh-config", default=None, metavar="FILE", help="an extra ssh_config for --host"
+    )
     parser.set_defaults(command="app")
     sub = parser.add_subparsers(metavar="COMMAND")
 
@@ -52,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(command="inventory")
     _add_connect(p)
     p.add_argument("--json", action="store_true", help="print JSON (a stable interface)")
+    p.add_argument(
+        "--listen",
+        type=positive_float,
+        default=None,
+        metavar="S",
+        help="listen S seconds to ARP and DHCP on every bridge first (IPs seen on the wire)",
+    )
 
     p = sub.add_parser("path", help="print the path each NIC of a VM takes out of the host")
     p.set_defaults(command="path")
@@ -63,18 +143,79 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(command="trace")
     _add_connect(p)
     p.add_argument("vm", metavar="VM", help="VM name (or a tap name or a MAC)")
-    p.add_argument("--count", "-n", type=int, default=10, help="stop after N packets")
-    p.add_argument("--timeout", type=float, default=30.0, help="give up after S seconds")
+    p.add_argument("--count", "-n", type=positive_int, default=10, help="stop after N packets")
+    p.add_argument("--timeout", type=positive_float, default=30.0, help="give up after S seconds")
     p.add_argument("--filter", default=None, metavar="BPF", help="extra BPF filter expression")
-    p.add_argument("--pcap", default=None, metavar="FILE", help="also write pcapng to FILE")
+    p.add_argument(
+        "--pcap",
+        default=None,
+        metavar="FILE",
+        help="also write every frame of every hop to FILE as pcapng ('-': standard output)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --pcap file")
+    p.add_argument(
+        "--pcap-max", type=positive_float, default=None, metavar="MB", help="rotate at MB (-C)"
+    )
+    p.add_argument(
+        "--pcap-files", type=positive_int, default=None, metavar="N", help="keep N files (-W)"
+    )
+    p.add_argument("--stats", action="store_true", help="per-hop and per-flow counts at the end")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("dhcp", help="observe a VM's next DHCP exchange and name its server")
     p.set_defaults(command="dhcp")
     _add_connect(p)
     p.add_argument("vm", metavar="VM", help="VM name (or a tap name or a MAC)")
-    p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=60.0,
+        help="give up after S seconds (default: %(default)s)",
+    )
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("doctor", help="say what is wrong with a VM's network, ranked, with fixes")
+    p.set_defaults(command="doctor")
+    _add_connect(p)
+    p.add_argument("vm", metavar="VM", nargs="?", default=None, help="one VM (default: every VM)")
+    p.add_argument(
+        "--watch",
+        type=positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="also watch the path for S seconds: DHCP, ARP, hops, and the kernel's drop reasons",
+    )
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("switch", help="watch a bridge learn MACs and forward frames, port by port")
+    p.set_defaults(command="switch")
+    _add_connect(p)
+    p.add_argument("bridge", metavar="BRIDGE")
+    p.add_argument("--count", "-n", type=positive_int, default=20, help="stop after N frames")
+    p.add_argument("--timeout", type=positive_float, default=30.0, help="give up after S seconds")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("serve", help="serve the explorer to a web browser (textual-serve)")
+    p.set_defaults(command="serve")
+    _add_connect(p)
+    p.add_argument("--port", type=positive_int, default=8000, help="TCP port (default: 8000)")
+    p.add_argument(
+        "--host",
+        dest="bind",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="address to bind (default: 127.0.0.1, this machine only)",
+    )
+
+    p = sub.add_parser("record", help="record the host model, its changes and a VM's packets")
+    p.set_defaults(command="record")
+    _add_connect(p)
+    p.add_argument("file", metavar="FILE")
+    p.add_argument(
+        "--seconds", type=positive_float, default=10.0, help="how long (default: %(default)s)"
+    )
+    p.add_argument("--vm", dest="record_vm", default=None, metavar="VM", help="capture this VM")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing FILE")
 
     p = sub.add_parser("lab", help="the built-in lab: the seed's networks in namespaces")
     p.set_defaults(command="lab")
@@ -92,7 +233,22 @@ def build_parser() -> argparse.ArgumentParser:
     st = lab.add_parser("status", help="say what of the lab is up")
     st.add_argument("--json", action="store_true")
     ex = lab.add_parser("exec", help="run CMD in the lab's KVM host namespace")
+    ex.add_argument(
+        "--from",
+        dest="from_ns",
+        default="host",
+        choices=("host", "inet", "lan"),
+        help="the lab namespace to run in (inet: the fake Internet, with the lab's ssh config)",
+    )
     ex.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARGS")
+    br = lab.add_parser("break", help="break the lab the way an admin would (see --list)")
+    br.add_argument("scenario", nargs="?", default=None, metavar="SCENARIO")
+    br.add_argument("vm", nargs="?", default=None, metavar="VM")
+    br.add_argument("--list", action="store_true", help="list the scenarios")
+    lab.add_parser("fix", help="undo every break")
+    le = lab.add_parser("lesson", help="list the seed's lessons, or run one")
+    le.add_argument("name", nargs="?", default=None, metavar="NAME")
+    le.add_argument("--lang", choices=("en", "vi"), default="en")
     return parser
 
 

@@ -15,7 +15,7 @@ import pytest
 
 import kvmtui
 
-CORE_PACKAGES = ("kvmtui.core", "kvmtui.capture", "kvmtui.lab", "kvmtui.commands")
+CORE_PACKAGES = ("kvmtui.core", "kvmtui.capture", "kvmtui.lab", "kvmtui.commands", "kvmtui.doctor")
 ROOT = Path(kvmtui.__file__).parent
 
 

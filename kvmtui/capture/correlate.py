@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from kvmtui.capture.decode import Frame, decode
 from kvmtui.capture.ring import PACKET_OUTGOING, RawPacket
+from kvmtui.doctor.model import Fate
 
 _L2 = ("bridge", "direct", "macvtap", "private", "vepa", "passthrough")
 
@@ -75,6 +76,8 @@ class PacketRow:
     missing: tuple[str, ...]  # expected devices that never saw it
     nat: Nat | None = None
     dead_end: str | None = None  # the path has no way out and the packet wanted one
+    # where and why the kernel freed it (skb:kfree_skb), set by kvmtui.doctor's drop tracer
+    fate: Fate | None = None
 
     @property
     def time_ns(self) -> int:

@@ -128,6 +128,7 @@ def row_json(r: PacketRow) -> dict[str, Any]:
         "expected": list(r.expected),
         "missing": list(r.missing),
         "stopped": r.stopped,
+        "fate": r.fate.as_json() if r.fate is not None else None,
     }
 
 
@@ -140,6 +141,8 @@ def row_text(r: PacketRow) -> str:
         line += f"  NAT {r.nat.from_} -> {r.nat.to} ({ok[r.nat.conntrack]})"
     if r.stopped:
         line += f"  !! {r.stopped}"
+    if r.fate is not None:
+        line += f"  !! {r.fate.words or r.fate.reason} ({r.fate.reason} in {r.fate.location})"
     return line
 
 

@@ -54,11 +54,23 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(format_status(st))
         return 0 if st["up"] else 3
     if cmd == "exec":
-        return _exec(prefix, list(args.cmd))
+        return _exec(prefix, list(args.cmd), getattr(args, "from_ns", "host"))
+    if cmd == "break":
+        from kvmtui.lab.breaks import run_break
+
+        return int(run_break(prefix, args))
+    if cmd == "fix":
+        from kvmtui.lab.breaks import run_fix
+
+        return int(run_fix(prefix, args))
+    if cmd == "lesson":
+        from kvmtui.lab.lessons import run_lesson
+
+        return int(run_lesson(prefix, args))
     raise LabError(f"unknown lab action {cmd!r}")
 
 
-def _exec(prefix: str, argv: list[str]) -> int:
+def _exec(prefix: str, argv: list[str], from_ns: str = "host") -> int:
     if argv and argv[0] == "--":
         argv = argv[1:]
     if not argv:
@@ -66,6 +78,7 @@ def _exec(prefix: str, argv: list[str]) -> int:
     if os.geteuid() != 0:
         raise LabError("the lab needs root: run it with sudo or as root")
     host = spec.ns_name(prefix, spec.NS_HOST)
+    target = spec.ns_name(prefix, {"inet": spec.NS_INET, "lan": spec.NS_LAN}.get(from_ns, "host"))
     if not os.path.exists(f"/run/netns/{host}"):
         raise LabError(f"the lab {prefix} is not up (kvmtui lab --prefix {prefix} up)")
     env = dict(os.environ)
@@ -74,7 +87,7 @@ def _exec(prefix: str, argv: list[str]) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     try:
-        os.execvpe("ip", ["ip", "netns", "exec", host, *argv], env)
+        os.execvpe("ip", ["ip", "netns", "exec", target, *argv], env)
     except OSError as exc:
         raise LabError(f"cannot run ip netns exec: {exc}") from None
     return 127  # not reached
