@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 APT_PACKAGES := python3 python3-venv python3-dev gcc pkg-config libvirt-dev \
 	libvirt-daemon-system libvirt-clients qemu-system-x86 dnsmasq-base busybox-static \
 	linux-image-amd64 tcpdump tshark libpcap0.8 conntrack iproute2 iptables nftables \
-	tmux kmod procps
+	tmux kmod procps chromium chromium-driver openssh-server openssh-client
 
 .PHONY: demo test deps venv lint lab-up lab-down lab-status bench screenshots clean
 

@@ -22,7 +22,7 @@ _HANDLERS: dict[str, tuple[str, str]] = {
     "inventory": ("kvmtui.commands.inventory", "run_inventory"),
     "path": ("kvmtui.commands.inventory", "run_path"),
     "trace": ("kvmtui.commands.capture", "run_trace"),
-    "dhcp": ("kvmtui.commands.capture", "run_dhcp"),
+    "dhcp": ("kvmtui.commands.dhcp", "run_dhcp"),
     "lab": ("kvmtui.lab.cli", "run_lab"),
     "doctor": ("kvmtui.commands.doctor", "run_doctor"),
     "switch": ("kvmtui.commands.switch", "run_switch"),

@@ -75,3 +75,66 @@ def ranked(findings: list[Finding] | tuple[Finding, ...]) -> tuple[Finding, ...]
     return tuple(
         sorted(findings, key=lambda f: (f.rank, SEVERITY_ORDER.get(f.severity, 9), f.code))
     )
+
+
+@dataclass(frozen=True, slots=True)
+class NicDiagnosis:
+    """One NIC of a VM: its verdict and its findings, ranked (root cause first)."""
+
+    vm: str
+    mac: str
+    network: str | None
+    tap: str | None
+    verdict: Verdict
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def top(self) -> Finding | None:
+        return self.findings[0] if self.findings else None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "mac": self.mac,
+            "network": self.network,
+            "tap": self.tap,
+            "verdict": self.verdict,
+            "findings": [f.as_json() for f in self.findings],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class VmDiagnosis:
+    name: str
+    nics: tuple[NicDiagnosis, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "nics": [n.as_json() for n in self.nics]}
+
+
+@dataclass(frozen=True, slots=True)
+class HostDiagnosis:
+    """What ``kvmtui doctor --json`` prints: ``{"host", "vms": [...], "host_findings": [...]}``.
+    ``host_findings`` are the findings that concern no single NIC (kept out of ``vms``)."""
+
+    host: str
+    taken_at: float
+    vms: tuple[VmDiagnosis, ...] = ()
+    host_findings: tuple[Finding, ...] = ()
+    notes: tuple[str, ...] = ()  # one line each: what could not be checked and why
+
+    def nic(self, vm: str, mac: str) -> NicDiagnosis | None:
+        for v in self.vms:
+            if v.name == vm:
+                for n in v.nics:
+                    if n.mac == mac:
+                        return n
+        return None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "taken_at": self.taken_at,
+            "vms": [v.as_json() for v in self.vms],
+            "host_findings": [f.as_json() for f in self.host_findings],
+            "notes": list(self.notes),
+        }

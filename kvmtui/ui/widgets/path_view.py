@@ -84,7 +84,9 @@ class PathView(Vertical):
             return
         self._path = path
         # a callable, not a coroutine: a draw cancelled before it starts creates none
-        self.run_worker(partial(self._draw, path, empty), exclusive=True, group="path-draw")
+        # (Textual types the callable's result as Never; a partial of a coroutine fn is fine)
+        work = partial(self._draw, path, empty)
+        self.run_worker(work, exclusive=True, group="path-draw")  # type: ignore[arg-type]
 
     async def show_path(self, path: NicPath | None, *, empty: str = "") -> None:
         """Draw ``path`` and wait until it is on screen (for async callers)."""
