@@ -174,7 +174,9 @@ class Network:
     vms: tuple[str, ...] = ()  # names of domains with a NIC on this network
 
 
-IpSource = Literal["lease", "static-dhcp", "neighbour", "agent", "host-address", "none"]
+IpSource = Literal[
+    "lease", "static-dhcp", "neighbour", "agent", "host-address", "wire", "none"
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

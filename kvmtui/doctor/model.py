@@ -138,3 +138,16 @@ class HostDiagnosis:
             "host_findings": [f.as_json() for f in self.host_findings],
             "notes": list(self.notes),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class WatchResult:
+    """What ``kvmtui.doctor.watch.watch_paths(snap, paths, seconds, stop=None)`` returns: per NIC
+    (by MAC) the findings the wire and the kernel's drop tracepoint showed, and one-line notes
+    (what could not be watched: no root, no tracefs)."""
+
+    findings: tuple[tuple[str, tuple[Finding, ...]], ...] = ()  # (mac, findings)
+    notes: tuple[str, ...] = ()
+
+    def for_mac(self, mac: str) -> tuple[Finding, ...]:
+        return next((fs for m, fs in self.findings if m == mac), ())
