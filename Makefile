@@ -23,7 +23,8 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc pkg-config libvirt-dev \
 demo: deps venv
 	$(BIN)/kvmtui lab --prefix $(LAB_PREFIX) up
 	$(BIN)/kvmtui lab --prefix $(LAB_PREFIX) exec -- $(CURDIR)/$(BIN)/kvmtui
-	@echo "The lab is still up (kvmtui lab status). Remove it with: $(BIN)/kvmtui lab down"
+	@echo "The lab $(LAB_PREFIX) is still up (next make demo opens in a second)."
+	@echo "Remove it with: $(CURDIR)/$(BIN)/kvmtui lab --prefix $(LAB_PREFIX) down   (or: make lab-down)"
 
 test: deps venv lint
 	KVMTUI_LAB_PREFIX=$(TEST_PREFIX) $(BIN)/pytest $(PYTEST_ARGS)
