@@ -12,19 +12,39 @@ Targets:
     lab     the real ``kvmtui -c URI`` run inside the lab's host namespace over LiveHost
             (``--prefix P``, the lab must be up); the lab's own traffic churns it.
 
+    scale   ``--ports N`` and/or ``--fdb N``: the real ``kvmtui -c test:///default`` inside a
+            namespace of its own (``--prefix``, default kvp-) with a bridge of N veth ports and N
+            static FDB entries, built with bench/inventory.py's functions and removed after:
+              first_paint_ms, full_tree_ms   launch -> tab bar; launch -> the last port on screen
+                                             (G pressed in the tree until it shows). The first
+                                             launch after the build is the cold one.
+              inventory_ratio                ``kvmtui inventory --json`` over ``ip -j link`` +
+                                             ``bridge -j fdb`` + ``ip -j route`` (both families,
+                                             all tables) + ``ip -j addr``, same namespace, same run
+              mac_open_ms                    key 2 -> the MAC table on screen   goal <= 300 ms
+              mac_key_p95_ms                 j -> the cursor's row number moved  goal <= 100 ms
+              mac_update_ms                  one FDB entry added over netlink -> its MAC on screen
+                                             goal <= 100 ms
+              rss_mb                         the explorer's RSS with the table on screen (< 250)
+
 Usage: .venv/bin/python bench/ui.py [--target sample|lab] [--prefix kvdev-] [--rounds 5]
-Times are wall-clock from fork to the bytes reaching the terminal. Prints which Python ran.
+       .venv/bin/python bench/ui.py --ports 1000 [--fdb 50000] [--prefix kvp-] [--rounds 3]
+Times are wall-clock from fork to the bytes reaching the terminal. Prints which Python ran, and
+ends with one JSON line of the figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
+import json
 import os
 import pty
 import select
 import statistics
 import struct
+import subprocess
 import sys
 import termios
 import time
@@ -32,8 +52,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+import inventory as topo  # noqa: E402  (bench/inventory.py: the big bridge's build and cleanup)
+
+from kvmtui.core import nlfast  # noqa: E402
 from kvmtui.lab import spec  # noqa: E402
+
+TEST_URI = "test:///default"  # libvirt's test driver: the scale bench measures the host side
 
 
 class Term:
@@ -125,23 +151,186 @@ def run(target: str, prefix: str, rounds: int, delay: float) -> dict[str, list[f
     return res
 
 
+def kvmtui_pid(pid: int) -> int:
+    """The explorer's pid: ``ip netns exec`` may fork the command instead of exec'ing it."""
+    try:
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return pid
+    return int(kids[0]) if name == "ip" and kids else pid
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{kvmtui_pid(pid)}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def inventory_times(ns: str, reps: int) -> tuple[list[float], list[float]]:
+    """(kvmtui inventory --json, the iproute2 commands together), each rep in the same run."""
+    kv = ["ip", "netns", "exec", ns, str(ROOT / ".venv" / "bin" / "kvmtui"), "-c", TEST_URI,
+          "inventory", "--json"]  # fmt: skip
+    refs = [
+        ["ip", "-n", ns, "-j", "link", "show"],
+        ["bridge", "-n", ns, "-j", "fdb", "show"],
+        ["ip", "-n", ns, "-4", "-j", "route", "show", "table", "all"],
+        ["ip", "-n", ns, "-6", "-j", "route", "show", "table", "all"],
+        ["ip", "-n", ns, "-j", "addr", "show"],
+    ]
+    ours: list[float] = []
+    theirs: list[float] = []
+
+    def timed(argv: list[str]) -> float:
+        t0 = time.perf_counter()
+        subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)
+        return time.perf_counter() - t0
+
+    for _ in range(reps):
+        theirs.append(sum(timed(a) for a in refs))
+        ours.append(timed(kv))
+    return ours, theirs
+
+
+def add_fdb(ns: str, port: str, mac: bytes) -> None:
+    with nlfast.NsHandle(ns) as h, nlfast.NlConn.open(h) as conn:
+        index = next(rl.index for rl in nlfast.dump_links(conn) if rl.name == port)
+        conn.sock.send(topo._fdb_add_msg(index, mac))
+
+
+def enable_ipv6(ns: str) -> None:
+    """IPv6 on every link of the bridge's namespace, as on a real host: each port gets its
+    link-local address and route (what made the route dump slow in issue 12)."""
+    for key in ("all", "default"):
+        subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw",
+                        f"net.ipv6.conf.{key}.disable_ipv6=0"], check=True)  # fmt: skip
+
+
+def run_scale(prefix: str, ports: int, fdb: int, rounds: int, ipv6: bool) -> dict[str, object]:
+    ns, _peer = topo.ns_names(prefix)
+    res: dict[str, list[float]] = {k: [] for k in ("first_paint", "full_tree", "mac_open",
+                                                    "mac_key", "mac_update", "rss")}  # fmt: skip
+    with topo.namespaces(prefix):
+        t0 = time.monotonic()
+        topo.build(prefix, ports)
+        if ipv6:
+            enable_ipv6(ns)
+        if fdb:
+            topo.add_fdb_bulk(prefix, fdb)
+        print(f"built {ns}: {topo.BRIDGE} with {ports} veth ports, {fdb} static FDB entries"
+              f"{', IPv6 on' if ipv6 else ''} in {time.monotonic() - t0:.1f} s")  # fmt: skip
+        time.sleep(1.0 if ipv6 else 0.0)  # the link-local routes appear after DAD starts
+        argv = ["ip", "netns", "exec", ns, str(ROOT / ".venv" / "bin" / "kvmtui"), "-c", TEST_URI]
+        last_port = f"p{ports - 1}".encode()  # the last port: none has a longer name
+        for rnd in range(rounds):
+            term = Term(argv)
+            try:
+                res["first_paint"].append(term.wait_for([b"Host 1"], timeout=60) - term.t0)
+                term.wait_for([topo.BRIDGE.encode()], timeout=60)
+                deadline = time.monotonic() + 60
+                while True:
+                    since = len(term.buf)
+                    os.write(term.fd, b"G")
+                    with contextlib.suppress(TimeoutError):
+                        res["full_tree"].append(term.wait_for([last_port], since, 0.1) - term.t0)
+                        break
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{last_port!r} never on screen")
+                if fdb:
+                    time.sleep(0.3)
+                    res["mac_open"].append(term.press(b"2", b" entries"))
+                    term.wait_for([b"row 1 "], timeout=10)
+                    time.sleep(0.3)
+                    for i in range(2, 22):
+                        res["mac_key"].append(term.press(b"j", f"row {i} ".encode()))
+                        time.sleep(0.05)
+                    term.press(b"g", b"row 1 ")
+                    time.sleep(0.3)
+                    for k in range(4):
+                        mac = bytes((0x02, 0, 0, 0, rnd, k))
+                        term.drain()
+                        since = len(term.buf)
+                        t = time.monotonic()
+                        add_fdb(ns, "p0", mac)
+                        res["mac_update"].append(term.wait_for([mac.hex(":").encode()], since,
+                                                               timeout=10) - t)  # fmt: skip
+                        time.sleep(0.3)
+                    res["rss"].append(rss_mb(term.pid))
+            finally:
+                term.close()
+            print(f"round {rnd + 1}{' (cold: first start)' if rnd == 0 else ''}: "
+                  + ", ".join(f"{k} {v[-1] * (1 if k == 'rss' else 1000):.0f}"
+                              for k, v in res.items() if v))  # fmt: skip
+        kv, ref = inventory_times(ns, max(rounds, 3))
+    out: dict[str, object] = {"ports": ports, "fdb": fdb}
+    goals = {"first_paint": 0.3, "full_tree": 1.5, "mac_open": 0.3, "mac_key": 0.1,
+             "mac_update": 0.1}  # fmt: skip
+    for name, goal in goals.items():
+        values = res[name]
+        if not values:
+            continue
+        fig = p95(values) if name == "mac_key" else max(values)
+        label = "p95" if name == "mac_key" else "max"
+        ok = "ok" if fig <= goal else "OVER GOAL"
+        med = statistics.median(values)
+        print(f"scale  {name:12} median {med * 1000:6.0f} ms  {label} {fig * 1000:6.0f} ms"
+              f"  (n={len(values)}, goal {goal * 1000:.0f} ms) {ok}")  # fmt: skip
+        key = {"mac_key": "mac_key_p95_ms"}.get(name, f"{name}_ms")
+        out[key] = round(fig * 1000, 1)
+        if name in ("first_paint", "full_tree"):
+            out[f"{name}_cold_ms"] = round(values[0] * 1000, 1)
+            out[f"{name}_warm_median_ms"] = round(statistics.median(values[1:] or values) * 1000, 1)
+    if res["rss"]:
+        out["rss_mb"] = round(max(res["rss"]), 1)
+        print(f"scale  rss          {max(res['rss']):.0f} MB with the table on screen (goal < 250)")
+    ratio = statistics.median(kv) / statistics.median(ref)
+    print(f"inventory --json median {statistics.median(kv) * 1000:.0f} ms; iproute2 (ip -j link + "
+          f"bridge -j fdb + ip -4/-6 -j route table all + ip -j addr) median "
+          f"{statistics.median(ref) * 1000:.0f} ms; ratio {ratio:.2f} (goal <= 1.0)")  # fmt: skip
+    out["inventory_ms"] = round(statistics.median(kv) * 1000, 1)
+    out["iproute2_ms"] = round(statistics.median(ref) * 1000, 1)
+    out["inventory_ratio"] = round(ratio, 3)
+    return out
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--target", choices=["sample", "lab"], default="sample")
-    p.add_argument("--prefix", default=os.environ.get("KVMTUI_LAB_PREFIX", "kvdev-"))
+    p.add_argument("--prefix", default=None, help="lab prefix, or the scale namespaces' (kvp-)")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--delay", type=float, default=0.3)
+    p.add_argument("--ports", type=int, default=0, help="scale: a bridge of N ports")
+    p.add_argument("--fdb", type=int, default=0, help="scale: N static FDB entries on it")
+    p.add_argument("--no-ipv6", action="store_true", help="scale: leave IPv6 off on the links")
     args = p.parse_args()
     py = ROOT / ".venv" / "bin" / "python"
     print(f"python: {os.path.realpath(py)} ({sys.version.split()[0]} for this driver)")
-    res = run(args.target, args.prefix, args.rounds, args.delay)
+    if args.ports or args.fdb:
+        if os.geteuid() != 0:
+            print("bench/ui.py: --ports/--fdb build namespaces: run as root", file=sys.stderr)
+            return 1
+        ports = args.ports or 1000
+        out = run_scale(args.prefix or "kvp-", ports, args.fdb, args.rounds, not args.no_ipv6)
+        print(json.dumps(out))
+        return 0
+    prefix = args.prefix or os.environ.get("KVMTUI_LAB_PREFIX", "kvdev-")
+    res = run(args.target, prefix, args.rounds, args.delay)
     goals = {"first_paint": 0.5, "full_tree": 1.5, "key": 0.1}
+    summary: dict[str, object] = {"target": args.target}
     for name, values in res.items():
         med = statistics.median(values)
         worst = max(values)
         ok = "ok" if worst < goals[name] else "OVER GOAL"
         print(f"{args.target:6} {name:12} median {med * 1000:6.0f} ms  max {worst * 1000:6.0f} ms"
               f"  (n={len(values)}, goal {goals[name] * 1000:.0f} ms) {ok}")  # fmt: skip
+        summary[f"{name}_ms"] = [round(v * 1000, 1) for v in values]
+    print(json.dumps(summary))
     return 0
 
 

@@ -16,6 +16,7 @@ from kvmtui.lab import spec
 from kvmtui.ui.screens.capture import CaptureScreen
 from kvmtui.ui.screens.help import HelpScreen
 from kvmtui.ui.widgets.host_pane import HostTree
+from kvmtui.ui.widgets.mac_pane import MacTable
 from kvmtui.ui.widgets.path_view import HopBox
 from kvmtui.ui.widgets.problems import ProblemBar
 from kvmtui.ui.widgets.vim_table import VimTable
@@ -100,7 +101,7 @@ async def test_mac_table_of_selected_bridge_and_owners() -> None:
     async with make_app().run_test(size=(80, 24)) as pilot:
         app = await loaded(pilot)
         await pilot.press("2")
-        table = app.query_one("#mac-table", VimTable)
+        table = app.query_one("#mac-table", MacTable)
         assert app.focused is table
         got = rows(table)
         assert [r[0] for r in got] == [
@@ -133,7 +134,7 @@ async def test_mac_filter_and_vim_keys() -> None:
     async with make_app().run_test(size=(80, 24)) as pilot:
         app = await loaded(pilot)
         await pilot.press("2")
-        table = app.query_one("#mac-table", VimTable)
+        table = app.query_one("#mac-table", MacTable)
         await pilot.press("G")
         assert table.cursor_row == 4
         await pilot.press("g")
@@ -175,7 +176,7 @@ async def test_mac_table_live_update_keeps_cursor_and_diffs_rows() -> None:
     async with make_app(source=source).run_test(size=(80, 24)) as pilot:
         app = await loaded(pilot)
         await pilot.press("2")
-        table = app.query_one("#mac-table", VimTable)
+        table = app.query_one("#mac-table", MacTable)
         # under load the tab's rows and focus arrive over several refreshes: place the cursor
         # only once the table is filled and focused, so the keys cannot land elsewhere
         await wait_for(pilot, lambda: len(rows(table)) == len(virbr0.fdb) and table.has_focus)
@@ -260,14 +261,14 @@ async def test_one_identity_across_panes() -> None:
         # MAC table of br0: the VM's MAC and its tap's MAC are marked
         app.selected_bridge = "br0"
         await pilot.pause(0.05)
-        marked = [r[0] for r in rows(app.query_one("#mac-table", VimTable)) if r[0][0] == "◆"]
+        marked = [r[0] for r in rows(app.query_one("#mac-table", MacTable)) if r[0][0] == "◆"]
         assert marked == [f"◆ {BR_LIGHT.mac}", f"◆ {BR_LIGHT.tap_mac}"]
         # networks: its network is marked
         nets = rows(app.query_one("#net-table", VimTable))
         assert [r[0] for r in nets] == ["default", "hostonly", "◆ bridged"]
         # and picking a MAC in the MAC table moves the identity (and the VMs pane follows)
         await pilot.press("2", "g")
-        table = app.query_one("#mac-table", VimTable)
+        table = app.query_one("#mac-table", MacTable)
         while cursor_row(table)[0] != spec.lab_vm("br-qemu").mac:
             await pilot.press("j")
         await pilot.pause(0.05)
@@ -345,7 +346,7 @@ async def test_command_palette_goes_to_vm_bridge_network_mac() -> None:
         assert app.selected_bridge == "br0"
         app.go_to("mac", spec.LAN_ROUTER_MAC)
         await pilot.pause(0.1)
-        assert cursor_row(app.query_one("#mac-table", VimTable))[0] == spec.LAN_ROUTER_MAC
+        assert cursor_row(app.query_one("#mac-table", MacTable))[0] == spec.LAN_ROUTER_MAC
         app.go_to("network", "hostonly")
         await pilot.pause(0.05)
         assert "Host-only" in str(app.query_one("#net-explain").render())
@@ -424,14 +425,14 @@ async def test_selected_bridge_vanishes() -> None:
         note = app.query_one("#mac-note")
         await wait_for(pilot, lambda: "no longer on this host" in str(note.render()))
         assert "Bridge br0 is no longer on this host" in str(note.render())
-        assert rows(app.query_one("#mac-table", VimTable)) == []
+        assert rows(app.query_one("#mac-table", MacTable)) == []
         lines = tree_lines(app.query_one(HostTree))
         assert not any(ln.startswith("br0") for ln in lines)
         tree = app.query_one(HostTree)
         assert tree.cursor_node is not None  # the cursor landed on a node that exists
         await pilot.press("b")
         assert app.selected_bridge == "virbr0"
-        assert rows(app.query_one("#mac-table", VimTable))
+        assert rows(app.query_one("#mac-table", MacTable))
 
 
 async def test_empty_host() -> None:

@@ -53,9 +53,12 @@ class HostTree(Tree[NodeInfo]):
 
     def action_scroll_home(self) -> None:
         self.cursor_line = 0
+        self.scroll_to_line(0, animate=False)
 
     def action_scroll_end(self) -> None:
+        # setting cursor_line alone left the view where it was: the cursor off screen
         self.cursor_line = self.last_line
+        self.scroll_to_line(self.last_line, animate=False)
 
     def action_mac_table(self) -> None:
         node = self.cursor_node

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 from textual import on
@@ -15,7 +16,7 @@ from kvmtui.core.model import Bridge, FdbEntry, HostSnapshot
 from kvmtui.ui import fmt
 from kvmtui.ui.identity import Identity, resolve
 from kvmtui.ui.widgets.base import Pane
-from kvmtui.ui.widgets.vim_table import Cell, VimTable
+from kvmtui.ui.widgets.line_table import LineTable
 
 COLUMNS = [
     ("mac", "MAC"),
@@ -32,28 +33,56 @@ def row_key(e: FdbEntry) -> str:
 
 
 KIND_SHORT = {"learned": "learned", "static": "static", "permanent": "perm"}
+NO_AGE = frozenset({"static", "permanent"})  # entries that never age out show no age
 
 
-def owner_text(e: FdbEntry) -> str:
+def routers(snap: HostSnapshot | None) -> dict[str, str]:
+    """The gateways of the host's routes (every table), by IP: a neighbour the host routes
+    through is a router, named so in its MAC row; the default route's gateway says so."""
+    out: dict[str, str] = {}
+    for r in snap.routes if snap is not None else ():
+        if r.gateway:
+            if r.dst == "default":
+                out[r.gateway] = "LAN router (default gw)"
+            else:
+                out.setdefault(r.gateway, "LAN router")
+    return out
+
+
+def owner_text(e: FdbEntry, bridge: str = "", gws: Mapping[str, str] | None = None) -> str:
+    """Who is behind the MAC, in the seed's words. A host device named like the port is that
+    port's (or the bridge's) own address: the kernel lists it as a permanent entry. A LAN
+    neighbour is named by its host name when one is known; its IP is in the IP column."""
     o = e.owner
     if o.kind == "vm":
         return f"VM {o.name}" + (f" ({o.nic})" if o.nic and o.nic != e.port else "")
     if o.kind == "host":
-        return f"host {o.name}" if o.name != e.port else "host (this port)"
+        if o.name != e.port:
+            return f"host {o.name}"
+        return "bridge's own MAC" if e.port == bridge else "port's own MAC"
+    if o.kind == "neighbour":
+        if gws and o.ip and o.ip in gws:
+            return gws[o.ip]
+        return "LAN neighbour" + (f" {o.name}" if o.name and o.name != o.ip else "")
     return o.label()
 
 
-def row_cells(e: FdbEntry) -> tuple[Cell, ...]:
+def row_cells(
+    e: FdbEntry, bridge: str = "", gws: Mapping[str, str] | None = None
+) -> tuple[str, ...]:
     kind = KIND_SHORT.get(e.kind, e.kind)
-    return (e.mac, e.port, owner_text(e), e.owner.ip or "", kind, fmt.age(e.age_s))
+    age = "" if e.kind in NO_AGE else fmt.age(e.age_s)
+    return (e.mac, e.port, owner_text(e, bridge, gws), e.owner.ip or "", kind, age)
 
 
-def entry_matches(e: FdbEntry, needle: str) -> bool:
-    needle = needle.lower()
-    return any(needle in str(c).lower() for c in row_cells(e))
+def entry_matches(cells: tuple[str, ...], needle: str) -> bool:
+    return any(needle in c.lower() for c in cells)
 
 
-class MacTable(VimTable):
+_Row = tuple[str, FdbEntry, tuple[str, ...], tuple[str, bool, str]]  # key, entry, cells, order
+
+
+class MacTable(LineTable):
     pass
 
 
@@ -78,6 +107,9 @@ class MacPane(Pane):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.filter_text = ""
         self._entries: dict[str, FdbEntry] = {}
+        self._cache: dict[int, _Row] = {}
+        self._title = ""
+        self._cache_sig: tuple[str, tuple[tuple[str, str], ...]] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("MAC table", id="mac-title")
@@ -114,6 +146,7 @@ class MacPane(Pane):
         name, bridge = self._bridge()
         title = self.query_one("#mac-title", Static)
         note = self.query_one("#mac-note", Static)
+        self._title = ""
         if snap is None:
             title.update("MAC table")
             self._note("Waiting for the host model…")
@@ -133,18 +166,13 @@ class MacPane(Pane):
                     f"Press b for another bridge ({escape(others)})."
                 )
             return
-        entries = [
-            e for e in bridge.fdb if not self.filter_text or entry_matches(e, self.filter_text)
-        ]
-        entries.sort(key=lambda e: (e.port, e.kind != "learned", e.mac))
-        self._entries = {row_key(e): e for e in entries}
-        self.table.sync_rows([(row_key(e), row_cells(e)) for e in entries])
+        entries = self._rows_of(snap, bridge)
+        self._entries = {key: e for key, e, _c, _s in entries}
+        self.table.sync_rows([(key, cells) for key, _e, cells, _s in entries])
         shown = f"{len(entries)} of {len(bridge.fdb)}" if self.filter_text else str(len(entries))
         flt = f" · filter [b]{escape(self.filter_text)}[/b]" if self.filter_text else ""
-        title.update(
-            f"MAC table of [b]{escape(bridge.name)}[/b] · {shown} entries{flt}"
-            "   [dim]b: next bridge  /: filter[/]"
-        )
+        self._title = f"MAC table of [b]{escape(bridge.name)}[/b] · {shown} entries{flt}"
+        self._show_title()
         if not bridge.fdb:
             self._note("This bridge has learned no MAC address yet.")
         elif not entries:
@@ -153,6 +181,39 @@ class MacPane(Pane):
             note.update("")
             self.remove_class("-note")
         self.show_identity(self.kvm.focus_identity)
+
+    def _show_title(self) -> None:
+        """The title, with the cursor's row number: where one is in 50,000 rows."""
+        row = self.table.cursor_row
+        at = f" · row {row + 1}" if row >= 0 and self._entries else ""
+        self.query_one("#mac-title", Static).update(
+            f"{self._title}{at}   [dim]b: next bridge  /: filter[/]"
+        )
+
+    def _rows_of(self, snap: HostSnapshot, bridge: Bridge) -> list[_Row]:
+        """The bridge's rows, filtered and sorted. A row's text is made once per FdbEntry: the
+        snapshot keeps the entries that did not change (the same objects), so a live change
+        to one of 50,000 entries formats one row, not all of them."""
+        gws = routers(snap)
+        sig = (bridge.name, tuple(sorted(gws.items())))
+        if sig != self._cache_sig:
+            self._cache_sig = sig
+            self._cache = {}
+        cache = self._cache
+        fresh: dict[int, _Row] = {}
+        for e in bridge.fdb:
+            row = cache.get(id(e))
+            if row is None or row[1] is not e:
+                cells = row_cells(e, bridge.name, gws)
+                row = (row_key(e), e, cells, (e.port, e.kind != "learned", e.mac))
+            fresh[id(e)] = row
+        self._cache = fresh
+        rows = list(fresh.values())
+        if self.filter_text:
+            needle = self.filter_text.lower()
+            rows = [r for r in rows if entry_matches(r[2], needle)]
+        rows.sort(key=lambda r: r[3])
+        return rows
 
     def _note(self, text: str) -> None:
         self.query_one("#mac-note", Static).update(text)
@@ -167,9 +228,11 @@ class MacPane(Pane):
                     marked.add(key)
         self.table.set_marked(marked)
 
-    @on(VimTable.RowHighlighted, "#mac-table")
-    def _row(self, event: VimTable.RowHighlighted) -> None:
+    @on(LineTable.RowHighlighted, "#mac-table")
+    def _row(self, event: LineTable.RowHighlighted) -> None:
         key = str(event.row_key.value)
+        if self._title:
+            self._show_title()
         e = self._entries.get(key)
         if e is None or not self.table.user_moved_to(key):
             return
