@@ -38,7 +38,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from kvmtui.core import nlfast
+from kvmtui.core import nlfast, nlsock
 from kvmtui.core.netlink import FdbChange, apply_fdb_changes, read_fdb, read_links, read_netlink
 from kvmtui.core.nlwatch import NetlinkWatcher
 
@@ -79,20 +79,20 @@ def build(prefix: str, ports: int) -> None:
 def add_fdb_bulk(prefix: str, count: int) -> None:
     """``count`` static entries spread over the ports, many requests per datagram."""
     ns, _peer = ns_names(prefix)
-    with nlfast.NsHandle(ns) as h, nlfast.NlConn.open(h) as conn:
+    with nlsock.NsHandle(ns) as h, nlsock.NlConn.open(h) as conn:
         ports = [rl.index for rl in nlfast.dump_links(conn, kind="veth")]
         hdr = struct.Struct("=IHHII")
         body = struct.Struct("=BxxxiHBB")
-        flags = nlfast.NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL
+        flags = nlsock.NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL
         sock = conn.sock
         chunk: list[bytes] = []
         for i in range(count):
             mac = bytes((0x02, 0xBE, (i >> 24) & 255, (i >> 16) & 255, (i >> 8) & 255, i & 255))
             payload = body.pack(
-                nlfast.AF_BRIDGE, ports[i % len(ports)], nlfast.NUD_NOARP, nlfast.NTF_MASTER, 0
-            ) + nlfast.nla(nlfast.NDA_LLADDR, mac)
+                nlsock.AF_BRIDGE, ports[i % len(ports)], nlsock.NUD_NOARP, nlsock.NTF_MASTER, 0
+            ) + nlsock.nla(nlsock.NDA_LLADDR, mac)
             chunk.append(
-                hdr.pack(16 + len(payload), nlfast.RTM_NEWNEIGH, flags, i + 1, 0) + payload
+                hdr.pack(16 + len(payload), nlsock.RTM_NEWNEIGH, flags, i + 1, 0) + payload
             )
             if len(chunk) == 256 or i == count - 1:
                 sock.send(b"".join(chunk))
@@ -103,12 +103,9 @@ def add_fdb_bulk(prefix: str, count: int) -> None:
         with contextlib.suppress(BlockingIOError):
             while True:
                 data = sock.recv(1 << 16)
-                pos = 0
-                while pos + 20 <= len(data):
-                    mlen, mtype = hdr.unpack_from(data, pos)[:2]
-                    if mtype == nlfast.NLMSG_ERROR and struct.unpack_from("=i", data, pos + 16)[0]:
-                        errors += 1
-                    pos += (mlen + 3) & ~3
+                for mtype, _fl, _seq, pos, end in nlsock.walk(data):
+                    if mtype == nlsock.NLMSG_ERROR and end >= pos + 20:
+                        errors += struct.unpack_from("=i", data, pos + 16)[0] != 0
         if errors:
             raise RuntimeError(f"{errors} FDB additions failed")
 
@@ -145,10 +142,10 @@ def maxrss_mb() -> float:
 
 
 def _fdb_add_msg(port: int, mac: bytes) -> bytes:
-    body = struct.pack("=BxxxiHBB", nlfast.AF_BRIDGE, port, nlfast.NUD_NOARP, nlfast.NTF_MASTER, 0)
-    body += nlfast.nla(nlfast.NDA_LLADDR, mac)
-    flags = nlfast.NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL
-    return struct.pack("=IHHII", 16 + len(body), nlfast.RTM_NEWNEIGH, flags, 1, 0) + body
+    body = struct.pack("=BxxxiHBB", nlsock.AF_BRIDGE, port, nlsock.NUD_NOARP, nlsock.NTF_MASTER, 0)
+    body += nlsock.nla(nlsock.NDA_LLADDR, mac)
+    flags = nlsock.NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL
+    return struct.pack("=IHHII", 16 + len(body), nlsock.RTM_NEWNEIGH, flags, 1, 0) + body
 
 
 def watcher_delays(prefix: str, n: int) -> dict[str, list[float]]:
@@ -173,8 +170,8 @@ def watcher_delays(prefix: str, n: int) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {"callback": [], "port re-read": [], "table patched": []}
     with (
         NetlinkWatcher(ns, on_change, on_fdb=on_fdb),
-        nlfast.NsHandle(ns) as h,
-        nlfast.NlConn.open(h) as conn,
+        nlsock.NsHandle(ns) as h,
+        nlsock.NlConn.open(h) as conn,
     ):
         port = nlfast.dump_links(conn, kind="veth")[0].index
         for i in range(n):
@@ -219,7 +216,7 @@ def live_snapshot_delay(prefix: str, n: int) -> list[float] | None:
     try:
         with cond:
             cond.wait_for(lambda: bool(snaps), timeout=60)
-        with nlfast.NsHandle(ns) as h, nlfast.NlConn.open(h) as conn:
+        with nlsock.NsHandle(ns) as h, nlsock.NlConn.open(h) as conn:
             port = nlfast.dump_links(conn, kind="veth")[1].index
             for i in range(n):
                 time.sleep(0.3)

@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import inventory as topo  # noqa: E402  (bench/inventory.py: the big bridge's build and cleanup)
 
-from kvmtui.core import nlfast  # noqa: E402
+from kvmtui.core import nlfast, nlsock  # noqa: E402
 from kvmtui.lab import spec  # noqa: E402
 
 TEST_URI = "test:///default"  # libvirt's test driver: the scale bench measures the host side
@@ -194,7 +194,7 @@ def inventory_times(ns: str, reps: int) -> tuple[list[float], list[float]]:
 
 
 def add_fdb(ns: str, port: str, mac: bytes) -> None:
-    with nlfast.NsHandle(ns) as h, nlfast.NlConn.open(h) as conn:
+    with nlsock.NsHandle(ns) as h, nlsock.NlConn.open(h) as conn:
         index = next(rl.index for rl in nlfast.dump_links(conn) if rl.name == port)
         conn.sock.send(topo._fdb_add_msg(index, mac))
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from kvmtui.core import nlfast
+from kvmtui.core import nlfast, nlsock
 from kvmtui.core.model import NetlinkState
 from kvmtui.core.netlink import (
     NetlinkError,
@@ -211,11 +211,11 @@ def test_kind_mapping_of_decoded_links() -> None:
     assert link_kind(RawLink(index=1, kind="vlan")) == "vlan"
     assert link_kind(RawLink(index=1, kind="dummy")) == "dummy"
     assert link_kind(RawLink(index=1, kind="vxlan")) == "other"
-    assert link_kind(RawLink(index=1, kind="tun", tun_type=nlfast.IFF_TAP)) == "tap"
-    assert link_kind(RawLink(index=1, kind="tun", tun_type=nlfast.IFF_TUN)) == "tun"
+    assert link_kind(RawLink(index=1, kind="tun", tun_type=nlsock.IFF_TAP)) == "tap"
+    assert link_kind(RawLink(index=1, kind="tun", tun_type=nlsock.IFF_TUN)) == "tun"
     assert link_kind(RawLink(index=1, parent_dev="0000:00:03.0", arphrd=1)) == "physical"
     assert link_kind(RawLink(index=1, arphrd=1)) == "other"  # no kind, no parent device
-    assert link_kind(RawLink(index=1, flags=nlfast.IFF_LOOPBACK, arphrd=772)) == "loopback"
+    assert link_kind(RawLink(index=1, flags=nlsock.IFF_LOOPBACK, arphrd=772)) == "loopback"
 
 
 def test_physical_device_of_the_current_namespace() -> None:
@@ -388,8 +388,8 @@ class _ReplaySocket:
         import struct
 
         out = b""
-        for body, mtype in [*((m, nlfast.RTM_NEWNEIGH) for m in self.messages),
-                            (b"\0\0\0\0", nlfast.NLMSG_DONE)]:  # fmt: skip
+        for body, mtype in [*((m, nlsock.RTM_NEWNEIGH) for m in self.messages),
+                            (b"\0\0\0\0", nlsock.NLMSG_DONE)]:  # fmt: skip
             out += struct.pack("=IHHII", 16 + len(body), mtype, 2, self.seq, 0) + body
         return out
 
@@ -397,14 +397,14 @@ class _ReplaySocket:
 def _fdb_msg(mac: str, port: int, state: int, vlan: int | None, ext: bool = True) -> bytes:
     import struct
 
-    body = struct.pack("=BxxxiHBB", nlfast.AF_BRIDGE, port, state, nlfast.NTF_MASTER, 0)
-    body += nlfast.nla(nlfast.NDA_LLADDR, bytes.fromhex(mac.replace(":", "")))
-    body += nlfast.nla(nlfast.NDA_MASTER, struct.pack("=I", 2))
+    body = struct.pack("=BxxxiHBB", nlsock.AF_BRIDGE, port, state, nlsock.NTF_MASTER, 0)
+    body += nlsock.nla(nlsock.NDA_LLADDR, bytes.fromhex(mac.replace(":", "")))
+    body += nlsock.nla(nlsock.NDA_MASTER, struct.pack("=I", 2))
     if ext:
-        body += nlfast.nla(15, struct.pack("=I", 0))  # NDA_FLAGS_EXT
-    body += nlfast.nla(nlfast.NDA_CACHEINFO, struct.pack("=IIII", 0, 10, 250, 0))
+        body += nlsock.nla(15, struct.pack("=I", 0))  # NDA_FLAGS_EXT
+    body += nlsock.nla(nlsock.NDA_CACHEINFO, struct.pack("=IIII", 0, 10, 250, 0))
     if vlan is not None:
-        body += nlfast.nla(nlfast.NDA_VLAN, struct.pack("=H", vlan))
+        body += nlsock.nla(nlsock.NDA_VLAN, struct.pack("=H", vlan))
     return body
 
 
@@ -412,11 +412,11 @@ def test_fdb_vlan_decoding() -> None:
     """Both decoder paths (the fixed-layout fast path and the generic one) read NDA_VLAN,
     kind and age from messages in the kernel's layout."""
     msgs = [
-        _fdb_msg("52:54:00:00:00:0a", 3, nlfast.NUD_NOARP, 10),  # fast path
-        _fdb_msg("52:54:00:00:00:0b", 3, nlfast.NUD_REACHABLE, 20, ext=False),  # generic
-        _fdb_msg("52:54:00:00:00:0c", 4, nlfast.NUD_PERMANENT, None),
+        _fdb_msg("52:54:00:00:00:0a", 3, nlsock.NUD_NOARP, 10),  # fast path
+        _fdb_msg("52:54:00:00:00:0b", 3, nlsock.NUD_REACHABLE, 20, ext=False),  # generic
+        _fdb_msg("52:54:00:00:00:0c", 4, nlsock.NUD_PERMANENT, None),
     ]
-    conn = nlfast.NlConn(_ReplaySocket(msgs))  # type: ignore[arg-type]
+    conn = nlsock.NlConn(_ReplaySocket(msgs))  # type: ignore[arg-type]
     recs = nlfast.dump_fdb(conn, 2, names={3: "p1", 4: "p2"}, bridge_name="brv")
     got = [(r.mac, r.port, r.vlan, r.kind, r.age_s, r.bridge) for r in recs]
     assert got == [

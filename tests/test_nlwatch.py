@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kvmtui.core import nlfast
+from kvmtui.core import nlfast, nlsock
 from kvmtui.core.netlink import NetnsGone, apply_fdb_changes, read_fdb
 from kvmtui.core.nlwatch import ALL_KINDS, FdbChange, NetlinkWatcher
 
@@ -89,8 +89,8 @@ class Ns:
             ["ip", "-n", self.name, "-batch", "-"], input="\n".join(lines) + "\n", text=True,
             check=True,
         )  # fmt: skip
-        self.handle = nlfast.NsHandle(self.name)
-        self.conn = nlfast.NlConn.open(self.handle)
+        self.handle = nlsock.NsHandle(self.name)
+        self.conn = nlsock.NlConn.open(self.handle)
         links = {rl.name: rl.index for rl in nlfast.dump_links(self.conn)}
         self.br0 = links["br0"]
         self.p0 = links["p0"]
@@ -101,38 +101,38 @@ class Ns:
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
 
     def fdb_msg(self, mac: bytes, flags: int) -> bytes:
-        body = _NDMSG.pack(nlfast.AF_BRIDGE, self.p0, nlfast.NUD_NOARP, nlfast.NTF_MASTER, 0)
-        body += nlfast.nla(nlfast.NDA_LLADDR, mac)
-        return struct.pack("=IHHII", 16 + len(body), nlfast.RTM_NEWNEIGH, flags, 0, 0) + body
+        body = _NDMSG.pack(nlsock.AF_BRIDGE, self.p0, nlsock.NUD_NOARP, nlsock.NTF_MASTER, 0)
+        body += nlsock.nla(nlsock.NDA_LLADDR, mac)
+        return struct.pack("=IHHII", 16 + len(body), nlsock.RTM_NEWNEIGH, flags, 0, 0) + body
 
     def add_fdb(self, mac: bytes) -> None:
-        body = _NDMSG.pack(nlfast.AF_BRIDGE, self.p0, nlfast.NUD_NOARP, nlfast.NTF_MASTER, 0)
-        body += nlfast.nla(nlfast.NDA_LLADDR, mac)
-        self.conn.request(nlfast.RTM_NEWNEIGH, body, nlfast.NLM_F_CREATE | nlfast.NLM_F_EXCL)
+        body = _NDMSG.pack(nlsock.AF_BRIDGE, self.p0, nlsock.NUD_NOARP, nlsock.NTF_MASTER, 0)
+        body += nlsock.nla(nlsock.NDA_LLADDR, mac)
+        self.conn.request(nlsock.RTM_NEWNEIGH, body, nlsock.NLM_F_CREATE | nlsock.NLM_F_EXCL)
 
     def add_fdb_burst(self, n: int, tag: int) -> list[str]:
         """n static entries sent without waiting for replies, 200 per datagram."""
-        flags = nlfast.NLM_F_REQUEST | nlfast.NLM_F_CREATE | nlfast.NLM_F_EXCL
+        flags = nlsock.NLM_F_REQUEST | nlsock.NLM_F_CREATE | nlsock.NLM_F_EXCL
         macs = [bytes((0x02, 0xAB, tag, 0, i >> 8, i & 255)) for i in range(n)]
         for i in range(0, n, 200):
             self.conn.sock.send(b"".join(self.fdb_msg(m, flags) for m in macs[i : i + 200]))
         return [m.hex(":") for m in macs]
 
     def del_fdb(self, mac: bytes) -> None:
-        body = _NDMSG.pack(nlfast.AF_BRIDGE, self.p0, 0, nlfast.NTF_MASTER, 0)
-        body += nlfast.nla(nlfast.NDA_LLADDR, mac)
-        self.conn.request(nlfast.RTM_DELNEIGH, body)
+        body = _NDMSG.pack(nlsock.AF_BRIDGE, self.p0, 0, nlsock.NTF_MASTER, 0)
+        body += nlsock.nla(nlsock.NDA_LLADDR, mac)
+        self.conn.request(nlsock.RTM_DELNEIGH, body)
 
     def add_neigh(self, ip: str, mac: bytes) -> None:
-        body = _NDMSG.pack(socket.AF_INET, self.br0, nlfast.NUD_PERMANENT, 0, 0)
-        body += nlfast.nla(nlfast.NDA_DST, socket.inet_aton(ip))
-        body += nlfast.nla(nlfast.NDA_LLADDR, mac)
-        self.conn.request(nlfast.RTM_NEWNEIGH, body, nlfast.NLM_F_CREATE | nlfast.NLM_F_EXCL)
+        body = _NDMSG.pack(socket.AF_INET, self.br0, nlsock.NUD_PERMANENT, 0, 0)
+        body += nlsock.nla(nlsock.NDA_DST, socket.inet_aton(ip))
+        body += nlsock.nla(nlsock.NDA_LLADDR, mac)
+        self.conn.request(nlsock.RTM_NEWNEIGH, body, nlsock.NLM_F_CREATE | nlsock.NLM_F_EXCL)
 
     def add_veth(self, name: str) -> None:
-        body = _IFINFO.pack(0, 0, 0, 0, 0) + nlfast.nla(nlfast.IFLA_IFNAME, name.encode() + b"\0")
-        body += nlfast.nla(nlfast.IFLA_LINKINFO, nlfast.nla(nlfast.IFLA_INFO_KIND, b"veth\0"))
-        self.conn.request(nlfast.RTM_NEWLINK, body, nlfast.NLM_F_CREATE | nlfast.NLM_F_EXCL)
+        body = _IFINFO.pack(0, 0, 0, 0, 0) + nlsock.nla(nlsock.IFLA_IFNAME, name.encode() + b"\0")
+        body += nlsock.nla(nlsock.IFLA_LINKINFO, nlsock.nla(nlsock.IFLA_INFO_KIND, b"veth\0"))
+        self.conn.request(nlsock.RTM_NEWLINK, body, nlsock.NLM_F_CREATE | nlsock.NLM_F_EXCL)
 
 
 @pytest.fixture

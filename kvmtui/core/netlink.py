@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from kvmtui.core import nlfast
+from kvmtui.core import nlfast, nlsock
 from kvmtui.core.model import (
     BridgePortInfo,
     FdbRecord,
@@ -67,10 +67,10 @@ def link_kind(rl: RawLink) -> LinkKind:
     if rl.kind is not None:
         if rl.kind == "tun":
             if rl.tun_type is not None:
-                return "tap" if rl.tun_type & nlfast.IFF_TAP else "tun"
-            return "tun" if rl.arphrd == nlfast.ARPHRD_NONE else "tap"
+                return "tap" if rl.tun_type & nlsock.IFF_TAP else "tun"
+            return "tun" if rl.arphrd == nlsock.ARPHRD_NONE else "tap"
         return _KINDS.get(rl.kind, "other")
-    if rl.flags & nlfast.IFF_LOOPBACK or rl.arphrd == nlfast.ARPHRD_LOOPBACK:
+    if rl.flags & nlsock.IFF_LOOPBACK or rl.arphrd == nlsock.ARPHRD_LOOPBACK:
         return "loopback"
     if rl.parent_dev:  # a device with a real parent (PCI, virtio, USB...) and no rtnl kind
         return "physical"
@@ -87,7 +87,7 @@ def _stats(t: tuple[int, ...] | None) -> LinkStats:
 
 
 def _operstate(v: int) -> str:
-    return nlfast.OPERSTATES[v] if 0 <= v < len(nlfast.OPERSTATES) else "unknown"
+    return nlsock.OPERSTATES[v] if 0 <= v < len(nlsock.OPERSTATES) else "unknown"
 
 
 def _build_links(
@@ -115,7 +115,7 @@ def _build_links(
                 peer_netns=nsnames.get(rl.netnsid) if rl.netnsid is not None else None,
                 addresses=tuple(addrs.get(rl.index, ())),
                 stats=_stats(rl.stats),
-                flags_promisc=bool(rl.flags & nlfast.IFF_PROMISC),
+                flags_promisc=bool(rl.flags & nlsock.IFF_PROMISC),
             )
         )
     return tuple(out)
@@ -123,18 +123,18 @@ def _build_links(
 
 def _port_info(rl: RawLink) -> BridgePortInfo:
     p = rl.port
-    st = p.get(nlfast.IFLA_BRPORT_STATE)
+    st = p.get(nlsock.IFLA_BRPORT_STATE)
     stp: StpState = "unknown"
-    if st is not None and 0 <= st < len(nlfast.STP_STATES):
-        stp = nlfast.STP_STATES[st]  # type: ignore[assignment]
-    learning = p.get(nlfast.IFLA_BRPORT_LEARNING)
-    flood = p.get(nlfast.IFLA_BRPORT_UNICAST_FLOOD)
+    if st is not None and 0 <= st < len(nlsock.STP_STATES):
+        stp = nlsock.STP_STATES[st]  # type: ignore[assignment]
+    learning = p.get(nlsock.IFLA_BRPORT_LEARNING)
+    flood = p.get(nlsock.IFLA_BRPORT_UNICAST_FLOOD)
     return BridgePortInfo(
         stp_state=stp,
         learning=None if learning is None else bool(learning),
         flooding=None if flood is None else bool(flood),
-        priority=p.get(nlfast.IFLA_BRPORT_PRIORITY),
-        cost=p.get(nlfast.IFLA_BRPORT_COST),
+        priority=p.get(nlsock.IFLA_BRPORT_PRIORITY),
+        cost=p.get(nlsock.IFLA_BRPORT_COST),
     )
 
 
@@ -179,7 +179,7 @@ def read_netlink(netns: str | None = None) -> NetlinkState:
                 (
                     rl.name,
                     bool(rl.br_stp),
-                    None if rl.br_fwd_delay is None else rl.br_fwd_delay / nlfast.USER_HZ,
+                    None if rl.br_fwd_delay is None else rl.br_fwd_delay / nlsock.USER_HZ,
                 )
                 for rl in raw
                 if rl.kind == "bridge"
@@ -188,7 +188,7 @@ def read_netlink(netns: str | None = None) -> NetlinkState:
             neigh = tuple(
                 Neighbour(ip=ip, mac=mac, dev=names.get(idx, str(idx)), state=nlfast.nud_name(st))
                 for ip, mac, idx, st in nlfast.dump_neighbours(conn)
-                if not st & nlfast.NUD_NOARP
+                if not st & nlsock.NUD_NOARP
             )
             routes = tuple(
                 Route(

@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from kvmtui.core import nlfast
+from kvmtui.core import nlfast, nlsock
 from kvmtui.core.nlfast import FdbChange, NetlinkError, NlConn, NsHandle
 
 __all__ = ["ALL_KINDS", "FdbChange", "NetlinkWatcher", "message_kinds"]
@@ -57,33 +57,27 @@ GROUPS = (
 ALL_KINDS: frozenset[str] = frozenset({"link", "fdb", "neigh", "addr", "route"})
 
 _TYPE_KIND = {
-    nlfast.RTM_NEWLINK: "link",
-    nlfast.RTM_DELLINK: "link",
-    nlfast.RTM_NEWADDR: "addr",
-    nlfast.RTM_DELADDR: "addr",
-    nlfast.RTM_NEWROUTE: "route",
-    nlfast.RTM_DELROUTE: "route",
+    nlsock.RTM_NEWLINK: "link",
+    nlsock.RTM_DELLINK: "link",
+    nlsock.RTM_NEWADDR: "addr",
+    nlsock.RTM_DELADDR: "addr",
+    nlsock.RTM_NEWROUTE: "route",
+    nlsock.RTM_DELROUTE: "route",
 }
-_NEIGH_TYPES = (nlfast.RTM_NEWNEIGH, nlfast.RTM_DELNEIGH)
+_NEIGH_TYPES = (nlsock.RTM_NEWNEIGH, nlsock.RTM_DELNEIGH)
 
 
 def message_kinds(data: bytes, into: set[str]) -> None:
     """Add to ``into`` the kinds of change the netlink messages in ``data`` carry."""
-    pos = 0
-    n = len(data)
-    unpack = nlfast._NLMSGHDR.unpack_from
-    while pos + 16 <= n:
-        mlen, mtype = unpack(data, pos)[:2]
-        if mlen < 16:
-            break
-        if mtype in _NEIGH_TYPES:
-            if pos + 17 <= n:
-                into.add("fdb" if data[pos + 16] == nlfast.AF_BRIDGE else "neigh")
-        else:
-            kind = _TYPE_KIND.get(mtype)
-            if kind is not None:
-                into.add(kind)
-        pos += (mlen + 3) & ~3
+    with contextlib.suppress(nlsock.NetlinkError):  # a malformed tail: keep what came before
+        for mtype, _fl, _seq, pos, end in nlsock.walk(data):
+            if mtype in _NEIGH_TYPES:
+                if pos + 17 <= end:
+                    into.add("fdb" if data[pos + 16] == nlsock.AF_BRIDGE else "neigh")
+            else:
+                kind = _TYPE_KIND.get(mtype)
+                if kind is not None:
+                    into.add(kind)
 
 
 class NetlinkWatcher:
@@ -129,7 +123,7 @@ class NetlinkWatcher:
         with NsHandle(self.netns) as ns:
             try:
                 with ns.entered():
-                    sock = nlfast.nl_socket(groups=GROUPS, rcvbuf=self.rcvbuf)
+                    sock = nlsock.nl_socket(groups=GROUPS, rcvbuf=self.rcvbuf)
             except OSError as exc:
                 raise NetlinkError(
                     f"cannot subscribe to netlink events: {exc.strerror or exc}"
@@ -191,7 +185,7 @@ class NetlinkWatcher:
         got = False
         while True:
             try:
-                data = sock.recv(nlfast.RECV_SIZE)
+                data = sock.recv(nlsock.RECV_SIZE)
             except BlockingIOError:
                 return got
             except OSError as exc:
@@ -209,27 +203,23 @@ class NetlinkWatcher:
 
     def _decode_fdb(self, data: bytes) -> None:
         """Collect FDB changes, and follow link names so they can be named."""
-        pos = 0
-        n = len(data)
-        unpack = nlfast._NLMSGHDR.unpack_from
-        while pos + 16 <= n:
-            mlen, mtype = unpack(data, pos)[:2]
-            if mlen < 16:
-                break
-            end = pos + mlen
-            if mtype in _NEIGH_TYPES and data[pos + 16] == nlfast.AF_BRIDGE:
+        with contextlib.suppress(nlsock.NetlinkError):  # a malformed tail ends the batch
+            self._decode_messages(data)
+
+    def _decode_messages(self, data: bytes) -> None:
+        for mtype, _fl, _seq, pos, end in nlsock.walk(data):
+            if mtype in _NEIGH_TYPES and data[pos + 16] == nlsock.AF_BRIDGE:
                 raw = nlfast.decode_fdb(data, pos + 16, end)
                 if raw is not None:
                     rec = nlfast.fdb_record(raw, self._names)
-                    self._fdb.append(FdbChange(mtype == nlfast.RTM_DELNEIGH, rec))
-            elif mtype == nlfast.RTM_NEWLINK:
+                    self._fdb.append(FdbChange(mtype == nlsock.RTM_DELNEIGH, rec))
+            elif mtype == nlsock.RTM_NEWLINK:
                 index, name = nlfast.link_name_of(data, pos + 16, end)
                 if name:
                     self._names[index] = name
-            elif mtype == nlfast.RTM_DELLINK:
+            elif mtype == nlsock.RTM_DELLINK:
                 index, _name = nlfast.link_name_of(data, pos + 16, end)
                 self._names.pop(index, None)
-            pos += (mlen + 3) & ~3
 
     def _emit(self, pending: set[str]) -> None:
         self.callbacks += 1

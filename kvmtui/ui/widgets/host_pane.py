@@ -85,6 +85,8 @@ class HostPane(Pane):
         self._tree_nodes: dict[str, TreeNode[NodeInfo]] = {}
         self._identity: Identity | None = None
         self._last_key: str | None = None
+        self._ports_of: HostSnapshot | None = None
+        self._ports: dict[tuple[str, str], tuple[Bridge, Port]] = {}
 
     def compose(self) -> ComposeResult:
         tree = HostTree("reading the host…", id="host-tree")
@@ -183,11 +185,17 @@ class HostPane(Pane):
             t.append("  " + " · ".join(bits), style=self.host_tree.style_of("host-tree--dim"))
         return t
 
-    def _relabel(self) -> None:
+    def _relabel(self, only: set[str] | None = None) -> None:
+        """Relabel every node, or the nodes whose keys are in ``only``."""
         snap = self.kvm.snapshot
         if snap is None:
             return
-        for node in self._tree_nodes.values():
+        if self._ports_of is not snap:  # one lookup table per snapshot, not a scan per port
+            self._ports_of = snap
+            self._ports = {(b.name, p.name): (b, p) for b in snap.bridges for p in b.ports}
+        nodes = self._tree_nodes
+        for key in nodes if only is None else only & nodes.keys():
+            node = nodes[key]
             info = node.data
             if info is None:
                 continue
@@ -208,8 +216,7 @@ class HostPane(Pane):
                 self._state(t, b.state)
                 self._rates(t, rates.get(b.name))
         elif info.kind == "port":
-            b = snap.bridge(info.bridge or "")
-            p = next((p for p in b.ports if p.name == info.name), None) if b else None
+            b, p = self._ports.get((info.bridge or "", info.name), (None, None))
             t.append(info.name)
             if p is not None:
                 t.append(f"  {self._describe_port(p, b)}", dim)
@@ -290,8 +297,22 @@ class HostPane(Pane):
     def show_identity(self, identity: Identity | None) -> None:
         if identity == self._identity:
             return
-        self._identity = identity
-        self._relabel()
+        old, self._identity = self._identity, identity
+        # only the nodes the old or the new identity marks change: a cursor key in a table
+        # must not relabel a thousand ports
+        snap = self.kvm.snapshot
+        if snap is None:
+            return
+        touched: set[str] = set()
+        for ident in (old, identity):
+            if ident is None:
+                continue
+            for b in snap.bridges:
+                touched.update(
+                    f"port:{b.name}:{p.name}" for p in b.ports if ident.matches(vm=p.vm, tap=p.name)
+                )
+            touched.update(f"net:{n.name}" for n in snap.networks if ident.vm in n.vms)
+        self._relabel(touched)
 
     @on(Tree.NodeHighlighted, "#host-tree")
     def _highlighted(self, event: Tree.NodeHighlighted[NodeInfo]) -> None:

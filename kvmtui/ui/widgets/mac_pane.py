@@ -109,6 +109,7 @@ class MacPane(Pane):
         self._entries: dict[str, FdbEntry] = {}
         self._cache: dict[int, _Row] = {}
         self._title = ""
+        self._index: dict[str, dict[str, list[str]]] | None = None
         self._cache_sig: tuple[str, tuple[tuple[str, str], ...]] | None = None
 
     def compose(self) -> ComposeResult:
@@ -155,6 +156,7 @@ class MacPane(Pane):
         if bridge is None:
             self.table.sync_rows([])
             self._entries = {}
+            self._index = None
             if name is None:
                 title.update("MAC table")
                 self._note("No bridges on this host: nothing learns MAC addresses here.")
@@ -168,6 +170,7 @@ class MacPane(Pane):
             return
         entries = self._rows_of(snap, bridge)
         self._entries = {key: e for key, e, _c, _s in entries}
+        self._index = None
         self.table.sync_rows([(key, cells) for key, _e, cells, _s in entries])
         shown = f"{len(entries)} of {len(bridge.fdb)}" if self.filter_text else str(len(entries))
         flt = f" · filter [b]{escape(self.filter_text)}[/b]" if self.filter_text else ""
@@ -220,13 +223,34 @@ class MacPane(Pane):
         self.add_class("-note")
 
     def show_identity(self, identity: Identity | None) -> None:
+        """Mark the rows of the shared identity, looked up by MAC, port, VM and IP in an
+        index made once per refresh (a cursor key must not scan 50,000 entries)."""
         marked: set[str] = set()
         if identity is not None:
-            for key, e in self._entries.items():
-                vm = e.owner.name if e.owner.kind == "vm" else None
-                if identity.matches(vm=vm, mac=e.mac, ip=e.owner.ip, tap=e.port):
-                    marked.add(key)
+            if self._index is None:
+                self._index = self._build_index()
+            by = self._index
+            for mac in identity.macs:
+                marked.update(by["mac"].get(mac, ()))
+            for tap in identity.taps:
+                marked.update(by["port"].get(tap, ()))
+            for ip in identity.ips:
+                marked.update(by["ip"].get(ip, ()))
+            if identity.vm is not None:
+                marked.update(by["vm"].get(identity.vm, ()))
         self.table.set_marked(marked)
+
+    def _build_index(self) -> dict[str, dict[str, list[str]]]:
+        index: dict[str, dict[str, list[str]]] = {"mac": {}, "port": {}, "ip": {}, "vm": {}}
+        mac, port, ip, vm = index["mac"], index["port"], index["ip"], index["vm"]
+        for key, e in self._entries.items():
+            mac.setdefault(e.mac.lower(), []).append(key)
+            port.setdefault(e.port, []).append(key)
+            if e.owner.ip:
+                ip.setdefault(e.owner.ip, []).append(key)
+            if e.owner.kind == "vm":
+                vm.setdefault(e.owner.name, []).append(key)
+        return index
 
     @on(LineTable.RowHighlighted, "#mac-table")
     def _row(self, event: LineTable.RowHighlighted) -> None:
