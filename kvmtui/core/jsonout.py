@@ -6,6 +6,7 @@ field changes meaning or goes away; adding a field does not bump it.
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from kvmtui.core.model import (
@@ -204,4 +205,8 @@ def snapshot_json(s: HostSnapshot) -> dict[str, Any]:
 
 
 def dumps(obj: Any) -> str:
-    return json.dumps(obj, indent=2, sort_keys=False)
+    """Indented for a person at a terminal; compact when piped (a program reads it): the
+    indented form runs json's pure-Python encoder, about 10x slower on a 1,000-port host."""
+    if sys.stdout.isatty():
+        return json.dumps(obj, indent=2, sort_keys=False)
+    return json.dumps(obj, separators=(",", ":"))
