@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.style import Style
 from rich.text import Text
@@ -67,8 +67,22 @@ class HostTree(Tree[NodeInfo]):
         else:
             self.notify("Pick a bridge or one of its ports first", severity="warning")
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._styles: dict[str, Style] = {}
+
     def style_of(self, name: str) -> Style:
-        return self.get_component_rich_style(name, partial=True)
+        """A component style, looked up once per relabel pass (``forget_styles``): a thousand
+        port labels ask for the same four styles."""
+        style = self._styles.get(name)
+        if style is None:
+            style = self._styles[name] = self.get_component_rich_style(name, partial=True)
+        return style
+
+    def forget_styles(self) -> tuple[Style, ...]:
+        """Drop the memo; returns the styles now in force (they change with the theme)."""
+        self._styles = {}
+        return tuple(self.style_of(c) for c in sorted(self.COMPONENT_CLASSES))
 
 
 class HostPane(Pane):
@@ -86,6 +100,9 @@ class HostPane(Pane):
         self._identity: Identity | None = None
         self._last_key: str | None = None
         self._ports_of: HostSnapshot | None = None
+        self._tree: HostTree | None = None
+        self._inputs: dict[str, object] = {}
+        self._styles_seen: tuple[Style, ...] = ()
         self._ports: dict[tuple[str, str], tuple[Bridge, Port]] = {}
 
     def compose(self) -> ComposeResult:
@@ -98,7 +115,9 @@ class HostPane(Pane):
 
     @property
     def host_tree(self) -> HostTree:
-        return self.query_one(HostTree)
+        if self._tree is None:
+            self._tree = self.query_one(HostTree)
+        return self._tree
 
     def main_widget(self) -> Widget | None:
         return self.host_tree
@@ -158,6 +177,7 @@ class HostPane(Pane):
         keep_bridge = cursor.data.bridge if cursor is not None and cursor.data is not None else None
         tree.clear()
         self._tree_nodes = {}
+        self._inputs = {}
         for parent, info in entries:
             at = tree.root if parent is None else self._tree_nodes[parent]
             node = at.add(info.name, data=info, expand=True, allow_expand=info.kind == "bridge")
@@ -193,13 +213,41 @@ class HostPane(Pane):
         if self._ports_of is not snap:  # one lookup table per snapshot, not a scan per port
             self._ports_of = snap
             self._ports = {(b.name, p.name): (b, p) for b in snap.bridges for p in b.ports}
+        styles = self.host_tree.forget_styles()
+        if styles != self._styles_seen:
+            self._styles_seen = styles
+            self._inputs.clear()
         nodes = self._tree_nodes
+        rates = self.kvm.rates
+        ident = self._identity
         for key in nodes if only is None else only & nodes.keys():
             node = nodes[key]
             info = node.data
             if info is None:
                 continue
+            # a label is made again only when what it shows changed: with 1,000 idle ports a
+            # rates tick or a new snapshot relabels nothing (set_label costs the Tree a redraw)
+            inputs = self._label_inputs(snap, info, rates, ident)
+            if inputs is not None and self._inputs.get(key) == inputs:
+                continue
+            self._inputs[key] = inputs
             node.set_label(self._label(snap, info))
+
+    def _label_inputs(
+        self,
+        snap: HostSnapshot,
+        info: NodeInfo,
+        rates: dict[str, tuple[float, float]],
+        ident: Identity | None,
+    ) -> object:
+        """What a port's or a bridge's label is made of (None: always relabel)."""
+        if info.kind == "port":
+            b, p = self._ports.get((info.bridge or "", info.name), (None, None))
+            if p is None or b is None:
+                return None
+            hit = ident is not None and ident.matches(vm=p.vm, tap=p.name)
+            return (p, info.name in b.uplinks, rates.get(p.name), hit)
+        return None
 
     def _label(self, snap: HostSnapshot, info: NodeInfo) -> Text:
         tree = self.host_tree
