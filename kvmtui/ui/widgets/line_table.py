@@ -150,11 +150,14 @@ class LineTable(ScrollView, can_focus=True):
         if new == self._rows:
             return
         self._rows = new
-        self._index = {k: i for i, (k, _) in enumerate(new)}
+        keys = [k for k, _ in new]
+        self._index = dict(zip(keys, range(len(keys)), strict=True))
         widths = [_width(lb) for lb in self._labels]
-        for col, w in enumerate(widths):
-            widest = max((_width(cells[col]) for _k, cells in new), default=0)
-            widths[col] = max(w, widest)
+        for col, column in enumerate(zip(*(cells for _k, cells in new), strict=False)):
+            # len over the column runs in C; the cell width only where a cell is not ASCII
+            ascii_only = "".join(column).isascii()
+            widest = max(map(len if ascii_only else _width, column), default=0)
+            widths[col] = max(widths[col], widest)
         widths[0] += len(MARK)  # room for the identity mark: marking never moves a column
         self._widths = tuple(widths)
         self._lines.clear()

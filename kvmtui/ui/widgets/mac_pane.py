@@ -169,7 +169,7 @@ class MacPane(Pane):
                 )
             return
         entries = self._rows_of(snap, bridge)
-        self._entries = {key: e for key, e, _c, _s in entries}
+        self._entries = dict(zip([r[0] for r in entries], [r[1] for r in entries], strict=True))
         self._index = None
         self.table.sync_rows([(key, cells) for key, _e, cells, _s in entries])
         shown = f"{len(entries)} of {len(bridge.fdb)}" if self.filter_text else str(len(entries))
