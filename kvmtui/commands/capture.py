@@ -159,6 +159,11 @@ def run_trace(args: argparse.Namespace) -> int:
     sess, code = _session(args, flt)
     if sess is None:
         return code
+    from kvmtui.doctor.fate import FateTracker  # the kernel's drop reasons (tracefs)
+
+    fates = FateTracker(sess.path).start()
+    if fates.note:
+        print(f"kvmtui: {fates.note}", file=sys.stderr)
     count = max(1, int(getattr(args, "count", 10) or 10))
     deadline = time.monotonic() + float(getattr(args, "timeout", 30.0) or 30.0)
     as_json = bool(getattr(args, "json", False))
@@ -169,7 +174,7 @@ def run_trace(args: argparse.Namespace) -> int:
             time.sleep(0.1)
             batch = last = sess.poll()
             _events(batch, sys.stderr)
-            for r in batch.rows:
+            for r in fates.annotate(batch.rows):
                 if printed >= count:
                     break
                 print(json.dumps(row_json(r)) if as_json else row_text(r), flush=True)
@@ -178,6 +183,7 @@ def run_trace(args: argparse.Namespace) -> int:
                 _err(sess.error)
                 break
     finally:
+        fates.stop()
         sess.stop()
     if last is not None:
         stats = ", ".join(f"{h.dev} {h.received} seen/{h.dropped} dropped" for h in last.hops)

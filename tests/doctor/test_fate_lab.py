@@ -1,0 +1,115 @@
+"""Kernel drop reasons on ``kvmtui trace`` rows, on two host topologies that share device names.
+
+Two copies of the capture tests' topology (tests/capture/topo.py), each with its own host
+namespace and the same device names (vnet0, virbr0, wan0). An admin breaks one of them the usual
+way (``iptables -I FORWARD 1 -s 192.168.122.0/24 -j DROP``); ``kvmtui trace --json`` there must
+name the kernel's reason and the hop, while the trace of the healthy copy, whose tracer sees the
+other copy's drops on the same device names, must give no fate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "capture"))
+
+import topo as T
+from topo import Topo
+
+A = os.environ.get("KVMTUI_TRACER_PREFIX", "kvd2a-")
+B = A[:-2] + "b-"
+
+
+@pytest.fixture(scope="module")
+def two() -> Iterator[tuple[Topo, Topo]]:
+    if os.geteuid() != 0:
+        pytest.fail("these tests need root (namespaces, tracefs)")
+    a, b = Topo(A), Topo(B)
+    try:
+        a.up()
+        b.up()
+        yield a, b
+    finally:
+        a.down()
+        b.down()
+
+
+def trace(topo: Topo, *args: str) -> subprocess.Popen[str]:
+    cmd = ["ip", "netns", "exec", topo.host, sys.executable, "-m", "kvmtui", "trace", *args]
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL
+    )
+
+
+def pinger(topo: Topo, until: threading.Event) -> threading.Thread:
+    def run() -> None:
+        while not until.is_set():
+            topo.ping(T.NAT_VM, T.INET_IP, count=2, interval=0.3)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def instances() -> list[str]:
+    from kvmtui.doctor.droptrace import kvmtui_instances, tracefs_root
+
+    root = tracefs_root()
+    assert root is not None
+    return [n for n in kvmtui_instances(root) if n.split("-")[1] != str(os.getpid())]
+
+
+def test_trace_names_the_firewall_drop_and_only_in_its_namespace(two: tuple[Topo, Topo]) -> None:
+    a, b = two
+    rule = ["-s", "192.168.122.0/24", "-j", "DROP"]
+    T.nsx(b.host, "iptables", "-I", "FORWARD", "1", *rule)
+    stop = threading.Event()
+    try:
+        ta = trace(a, f"{A}vn", "--json", "--count", "4", "--timeout", "25", "--filter", "icmp")
+        tb = trace(b, f"{B}vn", "--json", "--count", "3", "--timeout", "25", "--filter", "icmp")
+        pa, pb = pinger(a, stop), pinger(b, stop)
+        out_a, err_a = ta.communicate(timeout=60)
+        out_b, err_b = tb.communicate(timeout=60)
+    finally:
+        stop.set()
+        T.nsx(b.host, "iptables", "-D", "FORWARD", *rule, check=False)
+    pa.join(10)
+    pb.join(10)
+    assert tb.returncode == 0, err_b
+    rows_b = [json.loads(line) for line in out_b.splitlines()]
+    assert rows_b and all(r["direction"] == "out" for r in rows_b)
+    for r in rows_b:
+        assert r["stopped"], r  # it went no further than virbr0
+        assert [h["dev"] for h in r["hops"]] == ["vnet0", "virbr0"]
+        assert r["fate"] == {"hop": "virbr0", "reason": "NETFILTER_DROP",
+                             "location": "nft_do_chain"}, r  # fmt: skip
+    assert ta.returncode == 0, err_a
+    rows_a = [json.loads(line) for line in out_a.splitlines()]
+    assert {r["direction"] for r in rows_a} == {"out", "in"}
+    assert all(r["fate"] is None for r in rows_a), rows_a
+    assert instances() == []
+
+
+def test_trace_text_says_the_drop_in_words(two: tuple[Topo, Topo]) -> None:
+    _, b = two
+    rule = ["-s", "192.168.122.0/24", "-j", "DROP"]
+    T.nsx(b.host, "iptables", "-I", "FORWARD", "1", *rule)
+    stop = threading.Event()
+    try:
+        tb = trace(b, f"{B}vn", "--count", "1", "--timeout", "25", "--filter", "icmp")
+        p = pinger(b, stop)
+        out, err = tb.communicate(timeout=60)
+    finally:
+        stop.set()
+        T.nsx(b.host, "iptables", "-D", "FORWARD", *rule, check=False)
+    p.join(10)
+    assert tb.returncode == 0, err
+    assert "NETFILTER_DROP" in out and "nft_do_chain" in out, out
