@@ -1,0 +1,141 @@
+"""The drop tracer leaves nothing in tracefs: after a normal end, SIGTERM, SIGINT, a crash of its
+reader thread, and it removes a dead process's stale instance on the next start."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "capture"))
+
+import topo as T
+from topo import Topo
+
+from kvmtui.doctor.droptrace import (
+    DropTracer,
+    TraceUnavailable,
+    kvmtui_instances,
+    tracefs_root,
+)
+
+P = os.environ.get("KVMTUI_TRACER_PREFIX", "kvd2a-")[:-2] + "c-"
+
+
+def root() -> str:
+    r = tracefs_root()
+    assert r is not None, "tracefs should be there (LAB-NOTES)"
+    return r
+
+
+def of_pid(pid: int) -> list[str]:
+    return [n for n in kvmtui_instances(root()) if n.startswith(f"kvmtui-{pid}-")]
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 20.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+
+@pytest.fixture(scope="module")
+def topo() -> Iterator[Topo]:
+    if os.geteuid() != 0:
+        pytest.fail("these tests need root (namespaces, tracefs)")
+    t = Topo(P)
+    try:
+        yield t.up()
+    finally:
+        t.down()
+
+
+def test_normal_end_removes_the_instance() -> None:
+    t = DropTracer(["lo"]).start()
+    assert t.inst is not None and os.path.isdir(t.inst)
+    assert of_pid(os.getpid())
+    t.stop()
+    assert of_pid(os.getpid()) == []
+
+
+def test_stale_instance_of_a_dead_process_goes_on_next_start() -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = os.path.join(root(), "instances", f"kvmtui-{dead.pid}-1-0")
+    os.mkdir(stale)
+    try:
+        with DropTracer(["lo"]):
+            assert not os.path.exists(stale)
+    finally:
+        if os.path.exists(stale):
+            os.rmdir(stale)
+    assert of_pid(dead.pid) == [] and of_pid(os.getpid()) == []
+
+
+def test_reader_thread_crash_removes_the_instance() -> None:
+    t = DropTracer(["lo"]).start()
+    inst = t.inst
+    assert inst and t._fd is not None
+    os.close(t._fd)  # the reader's next select() fails: the thread dies
+    assert wait_for(lambda: not t.running, 10)
+    assert not os.path.exists(inst)
+    assert t.error and t.error.startswith("drop tracing stopped")
+    t.stop()
+
+
+def test_only_root_one_line() -> None:
+    code = (
+        "from kvmtui.doctor.droptrace import DropTracer, TraceUnavailable\n"
+        "try:\n DropTracer(['lo']).start()\nexcept TraceUnavailable as e:\n print(e)\n"
+    )
+    r = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+         sys.executable, "-c", code],
+        capture_output=True, text=True, timeout=60, cwd="/",
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+    )  # fmt: skip
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert r.stdout.strip() == "drop tracing needs root (tracefs): kernel drops not shown"
+
+
+def test_no_devices_is_one_line() -> None:
+    with pytest.raises(TraceUnavailable, match="no device"):
+        DropTracer(["bad name with spaces"]).start()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_to_trace_leaves_nothing(topo: Topo, sig: signal.Signals) -> None:
+    stop = threading.Event()
+
+    def ping() -> None:
+        while not stop.is_set():
+            topo.ping(T.NAT_VM, T.INET_IP, count=1)
+
+    cmd = ["ip", "netns", "exec", topo.host, sys.executable, "-m", "kvmtui", "trace",
+           f"{P}vn", "--count", "1000", "--timeout", "60"]  # fmt: skip
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pinger = threading.Thread(target=ping, daemon=True)
+    pinger.start()
+    try:
+        # `ip netns exec` execs the command: the pid is kvmtui's
+        assert wait_for(lambda: bool(of_pid(p.pid)), 30), "the trace made no instance"
+        assert p.stdout is not None
+        p.stdout.readline()  # it is tracing and printing
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=30)
+    finally:
+        stop.set()
+        if p.poll() is None:
+            p.kill()
+    pinger.join(10)
+    assert "Traceback" not in err, err
+    assert of_pid(p.pid) == []
