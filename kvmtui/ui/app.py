@@ -10,7 +10,6 @@ Nothing heavy is imported here: LiveHost (pyroute2, libvirt) is imported inside 
 from __future__ import annotations
 
 import argparse
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -27,11 +26,17 @@ from textual.worker import Worker, WorkerState
 
 from kvmtui.core.model import HostSnapshot, LinkStats
 from kvmtui.core.source import SnapshotSource
-from kvmtui.ui.commands import GoToProvider
+from kvmtui.doctor.model import HostDiagnosis
+from kvmtui.lab.lessonmodel import Lesson
+from kvmtui.ui.commands import GoToProvider, ScreensProvider
 from kvmtui.ui.identity import Identity, resolve
 from kvmtui.ui.keymap import config_path, load_keymap
-from kvmtui.ui.messages import CountersReady, SnapshotReady, SourceTrouble
+from kvmtui.ui.messages import CountersReady, DiagnosisReady, GoTo, SnapshotReady
+from kvmtui.ui.screens.doctor import DoctorScreen
 from kvmtui.ui.screens.help import HelpRow, HelpScreen
+from kvmtui.ui.screens.hostdoctor import HostDoctorScreen
+from kvmtui.ui.screens.lessons import LessonsScreen, Trigger
+from kvmtui.ui.screens.switch import SwitchFactory, SwitchScreen
 from kvmtui.ui.themes import DEFAULT_THEME, PRESENTER, PRESENTER_THEME, theme_name
 from kvmtui.ui.widgets.base import Pane
 from kvmtui.ui.widgets.host_pane import HostPane
@@ -42,6 +47,9 @@ from kvmtui.ui.widgets.vms_pane import VmsPane
 
 TABS = ("host", "macs", "networks", "vms")
 RETRY_S = 3.0
+DOCTOR_EVERY_S = 2.0  # at most one read of the host's facts per this many seconds
+
+DoctorFn = Callable[[HostSnapshot], HostDiagnosis]
 
 SECTION_NAMES = {
     "KvmApp": "Everywhere",
@@ -67,7 +75,7 @@ class KvmApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "kvmtui"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
-    COMMANDS = App.COMMANDS | {GoToProvider}
+    COMMANDS = App.COMMANDS | {GoToProvider, ScreensProvider}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f1", "help", "Help", id="app.help"),
         Binding("1", "show_tab('host')", "Host", show=False, id="app.tab.host"),
@@ -75,6 +83,10 @@ class KvmApp(App[int]):
         Binding("3", "show_tab('networks')", "Networks", show=False, id="app.tab.networks"),
         Binding("4", "show_tab('vms')", "VMs", show=False, id="app.tab.vms"),
         Binding("c", "capture", "Capture", id="app.capture"),
+        Binding("d", "doctor", "Doctor", id="app.doctor"),
+        Binding("D", "host_doctor", "All VMs", show=False, id="app.host_doctor"),
+        Binding("s", "switch", "Switch", id="app.switch"),
+        Binding("L", "lessons", "Lessons", show=False, id="app.lessons"),
         Binding("t", "toggle_theme", "Theme", id="app.theme"),
         Binding("x", "clear_identity", "Unmark", show=False, id="app.clear_identity"),
         Binding("r", "reload", "Reload", show=False, id="app.reload"),
@@ -86,6 +98,7 @@ class KvmApp(App[int]):
     focus_identity: var[Identity | None] = var(None)
     selected_bridge: var[str | None] = var(None)
     trouble: var[str] = var("")
+    diagnosis: var[HostDiagnosis | None] = var(None)
 
     def __init__(
         self,
@@ -98,6 +111,15 @@ class KvmApp(App[int]):
         poll_s: float | None = 1.0,
         keymap_path: Path | None = None,
         retry_s: float = RETRY_S,
+        doctor: DoctorFn | None = None,
+        switch_factory: SwitchFactory | None = None,
+        lessons: tuple[Lesson, ...] | None = None,
+        trigger: Trigger | None = None,
+        lang: str = "en",
+        lab: str | None = None,
+        start_vm: str | None = None,
+        start_capture: bool = False,
+        doctor_every_s: float = DOCTOR_EVERY_S,
     ) -> None:
         super().__init__()
         if source is None and source_factory is None:
@@ -116,6 +138,20 @@ class KvmApp(App[int]):
         self._problems_text: list[str] = []
         self.first_paint_at: float | None = None
         self.first_snapshot_at: float | None = None
+        self._doctor = doctor
+        self._doctor_every_s = doctor_every_s
+        self._doctor_busy = False
+        self._doctor_last = -1e9
+        self._doctor_pending: HostSnapshot | None = None
+        self._switch_factory = switch_factory
+        self._lessons = lessons
+        self._trigger = trigger
+        self.lang = lang
+        self.lab = lab
+        self._start_vm = start_vm
+        self._start_capture = start_capture
+        self._reloading = False
+        self.exit_message: str | None = None  # one line run_app prints after the app ends
 
     # --- layout -----------------------------------------------------------------------------
 
@@ -207,11 +243,86 @@ class KvmApp(App[int]):
                 mac=next(iter(sorted(ident.macs)), None),
                 tap=next(iter(sorted(ident.taps)), None),
             )
+        if self._reloading:
+            self._reloading = False
+            self.notify(
+                f"re-read the host: {len(snap.vms)} VMs, {len(snap.bridges)} bridges",
+                timeout=3,
+            )
+        if self._start_vm is not None:
+            self._open_start_vm(snap, self._start_vm)
+        self._doctor_wanted(snap)
         if not self._watching:
             self._watching = True
             self.watch_host()
             if self._poll_s is not None:
                 self._poll_now()
+
+    def _open_start_vm(self, snap: HostSnapshot, key: str) -> None:
+        """``kvmtui --vm VM [--capture]``: select that VM (any name the resolver takes) in the
+        VMs tab, and start its capture; an unknown name ends the app with one line, exit 2."""
+        from kvmtui.core.resolve import UnknownVm
+        from kvmtui.core.resolve import resolve as resolve_vm
+
+        self._start_vm = None
+        try:
+            found = resolve_vm(snap, key)
+        except UnknownVm as exc:
+            self.exit_message = f"kvmtui: {exc}"
+            self.exit(2)
+            return
+        mac = found.nics[0].mac if found.nics else None
+        self.action_show_tab("vms")
+        self.query_one(VmsPane).select_vm(found.vm.name, mac)
+        self.focus_identity = resolve(snap, vm=found.vm.name, mac=mac)
+        if self._start_capture:
+            self.call_after_refresh(self.action_capture)
+
+    # --- the doctor: facts read in a worker, throttled; diagnose is pure --------------------
+
+    @property
+    def doctor_on(self) -> bool:
+        """The doctor runs (a live host; a recording or SSH host has no facts to read here)."""
+        return self._doctor is not None
+
+    def _doctor_wanted(self, snap: HostSnapshot) -> None:
+        if self._doctor is None:
+            return
+        self._doctor_pending = snap
+        if self._doctor_busy:
+            return  # the worker's end picks the newest pending snapshot
+        wait = self._doctor_last + self._doctor_every_s - self._monotonic_real()
+        if wait > 0:
+            self.set_timer(wait, self._doctor_kick)
+        else:
+            self._doctor_kick()
+
+    @staticmethod
+    def _monotonic_real() -> float:
+        return time.monotonic()
+
+    def _doctor_kick(self) -> None:
+        snap = self._doctor_pending
+        if snap is None or self._doctor_busy or self._stop.is_set():
+            return
+        self._doctor_pending = None
+        self._doctor_busy = True
+        self._doctor_last = self._monotonic_real()
+        self.run_doctor(snap)
+
+    @work(thread=True, exclusive=True, group="doctor", exit_on_error=False)
+    def run_doctor(self, snap: HostSnapshot) -> None:
+        assert self._doctor is not None
+        self.post_message(DiagnosisReady(self._doctor(snap), snap))
+
+    @on(DiagnosisReady)
+    def _diagnosis_ready(self, message: DiagnosisReady) -> None:
+        self.diagnosis = message.diagnosis
+
+    def _doctor_done(self) -> None:
+        self._doctor_busy = False
+        if self._doctor_pending is not None:
+            self._doctor_wanted(self._doctor_pending)
 
     @on(CountersReady)
     def _counters_ready(self, message: CountersReady) -> None:
@@ -233,21 +344,24 @@ class KvmApp(App[int]):
             )
         self.rates = rates
 
-    @on(SourceTrouble)
-    def _source_trouble(self, message: SourceTrouble) -> None:
-        self.trouble = message.message
-
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
         if worker.group == "counters" and event.state in (WorkerState.SUCCESS, WorkerState.ERROR):
             self._schedule_poll()
+        if worker.group == "doctor" and event.state in (WorkerState.SUCCESS, WorkerState.ERROR):
+            self._doctor_done()
         if event.state != WorkerState.ERROR or self._stop.is_set():
             return
         exc = worker.error
-        if isinstance(exc, ModuleNotFoundError) and "kvmtui" in str(exc):
-            self.trouble = "the host model reader (kvmtui.core.live) is not in this build"
-            return
         msg = _one_line(exc) if exc is not None else "unknown error"
+        code = getattr(exc, "code", None)
+        if worker.group == "snapshot" and type(exc).__name__ == "HostUnavailable" and code == 2:
+            self.exit_message = f"kvmtui: {exc}"  # a bad recording: bad input, not a retry
+            self.exit(2)
+            return
+        if worker.group == "doctor":
+            self.notify(f"doctor: {msg}", severity="warning", timeout=5)
+            return
         if worker.group == "counters":
             return  # rates just stay as they were; the next poll may work
         if worker.group == "snapshot":
@@ -310,6 +424,8 @@ class KvmApp(App[int]):
         self.focus_identity = None
 
     def action_reload(self) -> None:
+        self._reloading = True
+        self.notify("re-reading the host…", timeout=2)
         self.load_host()
 
     def _capture_target(self) -> tuple[str, str] | None:
@@ -324,9 +440,70 @@ class KvmApp(App[int]):
         return vm.name, nic.mac
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "capture":
+        if action in ("doctor", "switch") and self.screen is not self.screen_stack[0]:
+            return None  # the explorer's keys, not the capture or doctor screens'
+        if action in ("capture", "doctor"):
             return True if self._capture_target() else None
+        if action == "switch":
+            tab = self.query_one(TabbedContent).active
+            return True if tab in ("host", "macs") and self.selected_bridge else None
         return True
+
+    def watch_selected_bridge(self, bridge: str | None) -> None:
+        self.refresh_bindings()
+
+    def action_doctor(self) -> None:
+        target = self._capture_target()
+        if target is None:
+            self.notify("Select a VM or one of its NICs first", severity="warning")
+            return
+        self.push_screen(DoctorScreen(*target))
+
+    def action_host_doctor(self) -> None:
+        self.push_screen(HostDoctorScreen())
+
+    def action_switch(self, bridge: str | None = None) -> None:
+        name = bridge or self.selected_bridge
+        if not name:
+            self.notify("Select a bridge first (Host tree or MAC table)", severity="warning")
+            return
+        self.push_screen(SwitchScreen(name, factory=self._switch_factory))
+
+    def action_lessons(self) -> None:
+        self.push_screen(
+            LessonsScreen(
+                lang=self.lang,
+                prefix=self.lab,
+                lessons=self._lessons,
+                trigger=self._trigger,
+                on_view=self.open_lesson_view,
+            )
+        )
+
+    def open_lesson_view(self, lesson: Lesson) -> None:
+        """After a lesson's experiment ran: the view that proves its claim."""
+        snap = self.snapshot
+        vm_name = None
+        if lesson.vm and snap is not None:
+            from kvmtui.core.resolve import find_vm
+
+            found = find_vm(snap, lesson.vm)
+            vm_name = found[0].name if found else None
+        if lesson.view == "switch":
+            bridge = lesson.bridge or self.selected_bridge
+            if bridge:
+                self.push_screen(SwitchScreen(bridge, factory=self._switch_factory))
+            return
+        if vm_name is None or snap is None:
+            self.notify(f"the lesson's VM {lesson.vm} is not on this host", severity="warning")
+            return
+        self.go_to("vm", vm_name)
+        if lesson.view in ("capture", "dhcp"):
+            self.call_after_refresh(self.action_capture)
+        elif lesson.view == "doctor":
+            self.call_after_refresh(self.action_doctor)
+        elif lesson.view == "path":
+            self.pop_screen()  # the VMs tab shows the path
 
     def watch_focus_identity(self, identity: Identity | None) -> None:
         self.refresh_bindings()
@@ -374,6 +551,10 @@ class KvmApp(App[int]):
         tab = self.query_one(TabbedContent).active
         self.push_screen(HelpScreen(f"{title} in the {tab} tab", rows, self._problems_text))
 
+    @on(GoTo)
+    def _go_to(self, message: GoTo) -> None:
+        self.go_to(message.kind, message.name)
+
     def go_to(self, kind: str, name: str) -> None:
         """Palette target: show the pane for it, put the cursor on it, mark its identity."""
         snap = self.snapshot
@@ -407,32 +588,10 @@ class KvmApp(App[int]):
 
 
 def run_app(args: argparse.Namespace) -> int:
-    """``kvmtui [-c URI] [--theme NAME]``: open the explorer on this host."""
-    import sys
+    """``kvmtui ...``: the explorer (see :func:`kvmtui.ui.launch.run`)."""
+    from kvmtui.ui.launch import run
 
-    uri = getattr(args, "connect", None)
-    theme = getattr(args, "theme", None)
-    try:
-        theme_name(theme)
-    except ValueError as exc:
-        print(f"kvmtui: {exc}", file=sys.stderr)
-        return 2
-
-    def factory() -> SnapshotSource:
-        from kvmtui.core.live import LiveHost  # heavy imports happen here, in a worker
-
-        source: SnapshotSource = LiveHost(uri=uri)
-        return source
-
-    app = KvmApp(source_factory=factory, start_theme=theme)
-    try:
-        app.run()
-    finally:
-        src = app._source
-        if src is not None:
-            threading.Thread(target=src.close, daemon=True).start()
-    return app.return_code or 0
+    return run(args)
 
 
 __all__ = ["KvmApp", "config_path", "run_app"]
-_ = os  # kept for callers that monkeypatch os.environ before run_app

@@ -1,4 +1,6 @@
-"""Typed messages the thread workers post to the app (handled on the main thread)."""
+"""Typed messages: what thread workers post to the app (handled on the main thread), and what
+widgets ask of the app without importing it (``GoTo``: the palette and panes name a target, the
+app shows it), so ``ui/app.py`` imports the widgets and never the other way round."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from collections.abc import Mapping
 from textual.message import Message
 
 from kvmtui.core.model import HostSnapshot, LinkStats
+from kvmtui.doctor.model import HostDiagnosis
 
 
 class SnapshotReady(Message):
@@ -22,10 +25,19 @@ class CountersReady(Message):
         self.at = at
 
 
-class SourceTrouble(Message):
-    """The source could not be read; ``message`` is one line for the user."""
+class DiagnosisReady(Message):
+    """The doctor's verdicts for one snapshot (read_facts ran in a worker; diagnose is pure)."""
 
-    def __init__(self, message: str, retrying: bool) -> None:
+    def __init__(self, diagnosis: HostDiagnosis, snapshot: HostSnapshot) -> None:
         super().__init__()
-        self.message = message
-        self.retrying = retrying
+        self.diagnosis = diagnosis
+        self.snapshot = snapshot
+
+
+class GoTo(Message):
+    """Show this target: ``kind`` is vm, bridge, network or mac; ``name`` its name."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.name = name

@@ -1,16 +1,30 @@
-"""What every pane shares: typed access to the app's state, and watching it."""
+"""What every pane shares: typed access to the explorer's state, and watching it.
+
+Panes see the app through :class:`Explorer`, a protocol of the state they read and set, not the
+``KvmApp`` class: ``ui/app.py`` imports the panes, the panes never import the app (they ask it
+for things with messages, e.g. :class:`kvmtui.ui.messages.GoTo`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from collections.abc import Callable
+from typing import Protocol, cast
 
 from textual.widget import Widget
 
 from kvmtui.core.model import HostSnapshot
+from kvmtui.doctor.model import HostDiagnosis
 from kvmtui.ui.identity import Identity
 
-if TYPE_CHECKING:
-    from kvmtui.ui.app import KvmApp
+
+class Explorer(Protocol):
+    """The explorer state panes read (and the few fields they set)."""
+
+    snapshot: HostSnapshot | None
+    rates: dict[str, tuple[float, float]]
+    focus_identity: Identity | None
+    selected_bridge: str | None
+    diagnosis: HostDiagnosis | None
+    clock: Callable[[], float]
 
 
 class Pane(Widget):
@@ -21,8 +35,8 @@ class Pane(Widget):
     """
 
     @property
-    def kvm(self) -> KvmApp:
-        return cast("KvmApp", self.app)
+    def kvm(self) -> Explorer:
+        return cast(Explorer, self.app)
 
     def on_mount(self) -> None:
         self.watch(self.app, "snapshot", self._snapshot_changed, init=True)

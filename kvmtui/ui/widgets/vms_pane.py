@@ -10,7 +10,9 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from kvmtui.core.model import HostSnapshot, NicPath, Vm, VmNic
+from kvmtui.doctor.model import HostDiagnosis
 from kvmtui.ui.identity import Identity, resolve
+from kvmtui.ui.screens.doctor import verdict_words
 from kvmtui.ui.widgets.base import Pane
 from kvmtui.ui.widgets.path_view import PathView
 from kvmtui.ui.widgets.vim_table import Cell, VimTable
@@ -51,6 +53,7 @@ class VmsPane(Pane):
     VmsPane { layout: vertical; }
     VmsPane #vm-table { height: auto; max-height: 50%; }
     VmsPane #vm-path-title { height: auto; padding: 0 1; background: $panel; }
+    VmsPane #vm-verdict { height: auto; max-height: 2; padding: 0 1; }
     VmsPane PathView { height: auto; }
     VmsPane #vm-legend { height: 1; padding: 0 1; color: $text-muted; dock: bottom; }
     """
@@ -63,8 +66,9 @@ class VmsPane(Pane):
     def compose(self) -> ComposeResult:
         yield VimTable(COLUMNS, id="vm-table")
         yield Static("", id="vm-path-title")
+        yield Static("", id="vm-verdict")
         yield PathView(id="vm-path")
-        yield Static("* light VM (a network namespace)   c: capture on this NIC", id="vm-legend")
+        yield Static("* light VM (namespace)  c: capture  d: doctor  D: all VMs", id="vm-legend")
 
     @property
     def table(self) -> VimTable:
@@ -72,6 +76,25 @@ class VmsPane(Pane):
 
     def main_widget(self) -> Widget | None:
         return self.table
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.watch(self.app, "diagnosis", lambda _d: self._show_verdict(), init=False)
+
+    def _show_verdict(self) -> None:
+        """The doctor's top finding for the NIC shown (the likeliest root cause)."""
+        line = self.query_one("#vm-verdict", Static)
+        diag: HostDiagnosis | None = self.kvm.diagnosis
+        if self.current is None or self.current[1] is None:
+            line.update("")
+            return
+        vm, mac = self.current[0], self.current[1]
+        if not getattr(self.app, "doctor_on", False):
+            line.update("[$text-muted]doctor: diagnoses a live host only[/]")
+        elif diag is None:
+            line.update(verdict_words(None))
+        else:
+            line.update(verdict_words(diag.nic(vm, mac)))
 
     def show_snapshot(self, snap: HostSnapshot | None) -> None:
         if snap is None:
@@ -123,6 +146,7 @@ class VmsPane(Pane):
             return
         kind = "light VM, a network namespace" if vm.kind == "light" else "libvirt domain"
         title.update(f"Path of [b]{escape(name)}[/b] {escape(mac or '')} ({kind})")
+        self._show_verdict()
         view.draw(self.current_path(), empty="No path known for this NIC.")
 
     def show_identity(self, identity: Identity | None) -> None:
