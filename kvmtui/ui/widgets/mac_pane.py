@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -82,6 +83,10 @@ def entry_matches(cells: tuple[str, ...], needle: str) -> bool:
 _Row = tuple[str, FdbEntry, tuple[str, ...], tuple[str, bool, str]]  # key, entry, cells, order
 
 
+def _order(row: _Row) -> tuple[str, bool, str]:
+    return row[3]
+
+
 class MacTable(LineTable):
     pass
 
@@ -108,6 +113,7 @@ class MacPane(Pane):
         self.filter_text = ""
         self._entries: dict[str, FdbEntry] = {}
         self._cache: dict[int, _Row] = {}
+        self._sorted: list[_Row] = []
         self._title = ""
         self._index: dict[str, dict[str, list[str]]] | None = None
         self._cache_sig: tuple[str, tuple[tuple[str, str], ...]] | None = None
@@ -196,27 +202,41 @@ class MacPane(Pane):
     def _rows_of(self, snap: HostSnapshot, bridge: Bridge) -> list[_Row]:
         """The bridge's rows, filtered and sorted. A row's text is made once per FdbEntry: the
         snapshot keeps the entries that did not change (the same objects), so a live change
-        to one of 50,000 entries formats one row, not all of them."""
+        to one of 50,000 entries formats one row, not all of them, and the sorted list is
+        patched (the rows that went dropped, the new ones inserted in place), not re-sorted."""
         gws = routers(snap)
         sig = (bridge.name, tuple(sorted(gws.items())))
         if sig != self._cache_sig:
             self._cache_sig = sig
             self._cache = {}
+            self._sorted = []
         cache = self._cache
         fresh: dict[int, _Row] = {}
+        added: list[_Row] = []
         for e in bridge.fdb:
             row = cache.get(id(e))
             if row is None or row[1] is not e:
                 cells = row_cells(e, bridge.name, gws)
                 row = (row_key(e), e, cells, (e.port, e.kind != "learned", e.mac))
+                added.append(row)
             fresh[id(e)] = row
+        kept = len(fresh) - len(added)
+        if self._sorted and len(added) + (len(cache) - kept) < 2000:
+            ordered = self._sorted
+            if len(cache) != kept:  # some rows went away
+                ordered = [r for r in ordered if fresh.get(id(r[1])) is r]
+            else:
+                ordered = list(ordered)
+            for row in added:
+                bisect.insort(ordered, row, key=_order)
+        else:
+            ordered = sorted(fresh.values(), key=_order)
         self._cache = fresh
-        rows = list(fresh.values())
-        if self.filter_text:
-            needle = self.filter_text.lower()
-            rows = [r for r in rows if entry_matches(r[2], needle)]
-        rows.sort(key=lambda r: r[3])
-        return rows
+        self._sorted = ordered
+        if not self.filter_text:
+            return ordered
+        needle = self.filter_text.lower()
+        return [r for r in ordered if entry_matches(r[2], needle)]
 
     def _note(self, text: str) -> None:
         self.query_one("#mac-note", Static).update(text)
