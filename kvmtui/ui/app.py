@@ -431,6 +431,10 @@ class KvmApp(App[int]):
     def _capture_target(self) -> tuple[str, str] | None:
         ident = self.focus_identity
         snap = self.snapshot
+        if (ident is None or ident.vm is None) and snap is not None:
+            cur = self.query_one(VmsPane).current  # the VMs tab's row, when nothing is marked
+            if cur is not None and self.query_one(TabbedContent).active == "vms":
+                ident = resolve(snap, vm=cur[0], mac=cur[1])
         if ident is None or ident.vm is None or snap is None:
             return None
         vm = snap.vm(ident.vm)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 
+from kvmtui.capture.switchmodel import FdbEvent, PortCount, SwitchBatch, SwitchRow
 from kvmtui.core.model import (
     Bridge,
     DhcpRange,
@@ -30,7 +31,17 @@ from kvmtui.core.model import (
     Vm,
     VmNic,
 )
+from kvmtui.doctor.model import (
+    Fact,
+    Finding,
+    HostDiagnosis,
+    NicDiagnosis,
+    VmDiagnosis,
+    ranked,
+    verdict_of,
+)
 from kvmtui.lab import spec
+from kvmtui.lab.lessonmodel import Lesson
 
 PREFIX = "kvdev-"
 FROZEN_NOW = 1_764_000_000.0  # the fixed "now" of every sample screen
@@ -442,3 +453,102 @@ class FakeSource:
 
     def close(self) -> None:
         self.closed = True
+
+
+# --- fakes of the doctor, the switch session and the lessons, built from their contracts ------
+# (the UI tests are about the screens; the real modules are tested on the lab by their owners)
+
+
+def sample_diagnosis(snap: HostSnapshot, *, broken_tap: str | None = None) -> HostDiagnosis:
+    """Every NIC ok, except the one on ``broken_tap``: its tap is down (what `ip link set vnet0
+    down` gives), with the DHCP lease it causes ranked below it."""
+    vms = []
+    for vm in snap.vms:
+        nics = []
+        for nic in vm.nics:
+            findings: tuple[Finding, ...] = ()
+            if broken_tap is not None and nic.tap == broken_tap:
+                findings = ranked(
+                    [
+                        Finding(
+                            "dhcp.no_lease", "warning", nic.network, "no DHCP lease for this MAC",
+                            (Fact("no lease for " + nic.mac, "dnsmasq leases"),), None, rank=50,
+                        ),
+                        Finding(
+                            "tap.down", "error", nic.tap, f"tap {nic.tap} is down",
+                            (Fact(f"{nic.tap} operstate down", "netlink"),),
+                            f"ip link set {nic.tap} up", rank=10,
+                        ),
+                    ]
+                )  # fmt: skip
+            nics.append(
+                NicDiagnosis(vm.name, nic.mac, nic.network, nic.tap, verdict_of(findings), findings)
+            )
+        vms.append(VmDiagnosis(vm.name, tuple(nics)))
+    return HostDiagnosis(snap.hostname, snap.taken_at, tuple(vms), (), ("watch: not asked",))
+
+
+class FakeSwitch:
+    """Stands in for ``kvmtui.capture.switch.SwitchSession`` (it needs capture sockets on a
+    real bridge): hands out the given batches one per poll, then an idle running batch."""
+
+    def __init__(self, batches: Sequence[SwitchBatch]) -> None:
+        self.batches = list(batches)
+        self.started = threading.Event()
+        self.stopped = threading.Event()
+
+    def __call__(self, bridge: Bridge, snap: HostSnapshot) -> FakeSwitch:
+        self.bridge = bridge.name
+        return self
+
+    def start(self) -> None:
+        self.started.set()
+
+    def poll(self) -> SwitchBatch:
+        return self.batches.pop(0) if self.batches else SwitchBatch()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+def switch_batches(bridge: str = "virbr0") -> list[SwitchBatch]:
+    a, b = "52:54:00:aa:01:01", "52:54:00:aa:01:03"
+    t0 = 1_000_000_000
+    first = SwitchBatch(
+        rows=(
+            SwitchRow(1, t0, "vnet0", ("vnet1", "virbr0"), "broadcast", a, "ff:ff:ff:ff:ff:ff",
+                      "192.168.122.10", "192.168.122.11", "ARP", "who-has 192.168.122.11",
+                      "broadcast: every other port"),
+            SwitchRow(2, t0 + 2_000_000, "vnet1", ("vnet0",), "forward", b, a,
+                      "192.168.122.11", "192.168.122.10", "ARP", "192.168.122.11 is-at " + b,
+                      f"{a} learned on vnet0 0 s ago"),
+        ),
+        events=(FdbEvent(t0 + 1_000_000, "learned", a, "vnet0", f"learned {a} on vnet0"),),
+        counts=(PortCount("vnet0", 1, 1, 0), PortCount("vnet1", 1, 1, 0)),
+    )  # fmt: skip
+    flood = SwitchBatch(
+        rows=(
+            SwitchRow(3, t0 + 5_000_000, "vnet0", ("vnet1",), "forward", a, b,
+                      "192.168.122.10", "192.168.122.11", "UDP", "udp 9 -> 9",
+                      f"{b} learned on vnet1 0 s ago"),
+        ),
+        counts=(PortCount("vnet0", 90001, 1, 0), PortCount("vnet1", 1, 90001, 0)),
+        sampled=True,
+    )  # fmt: skip
+    return [first, flood]
+
+
+def sample_lessons() -> tuple[Lesson, ...]:
+    return (
+        Lesson("mac-learning", "4", {"en": "MAC learning", "vi": "Học địa chỉ MAC"},
+               {"en": "the bridge forwards a frame only to the port of its MAC",
+                "vi": "bridge chỉ chuyển khung tới cổng có MAC đích"},
+               {"en": "watch the first frames flood, later ones forward",
+                "vi": "xem các khung đầu bị flood, sau đó được forward"},
+               "switch", vm="nat-light", bridge="virbr0"),
+        Lesson("host-only", "1.2", {"en": "Host-only network", "vi": "Mạng host-only"},
+               {"en": "an isolated VM cannot reach the Internet",
+                "vi": "VM cô lập không ra được Internet"},
+               {"en": "the doctor says isolated by design", "vi": "doctor nói: cô lập có chủ ý"},
+               "doctor", vm="iso-a"),
+    )  # fmt: skip
