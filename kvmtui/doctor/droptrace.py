@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from kvmtui.doctor.reasons import NOT_DROPS
+from kvmtui.doctor.reasons import BENIGN, NOT_DROPS
 
 TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 INSTANCE_PREFIX = "kvmtui-"
@@ -179,11 +179,23 @@ def remove_stale(root: str) -> list[str]:
     return gone
 
 
+def reason_codes(root: str) -> dict[str, int]:
+    """The kernel's drop-reason numbers by name, from the event's own format (they change
+    between kernel versions)."""
+    try:
+        with open(os.path.join(root, "events", "skb", "kfree_skb", "format")) as f:
+            fmt = f.read()
+    except OSError:
+        return {}
+    return {n: int(v) for v, n in re.findall(r'\{ (\d+), "(\w+)" \}', fmt)}
+
+
 # -- exit paths ------------------------------------------------------------------------------
 
 _live: set[DropTracer] = set()
 _live_lock = threading.Lock()
-_hooks_installed = False
+_atexit_done = False
+_signals_done = False
 _counter = itertools.count(1)
 
 
@@ -206,14 +218,16 @@ def _chain(signum: int, previous: Any) -> Any:
     return handler
 
 
-def _install_hooks() -> None:
-    global _hooks_installed
-    if _hooks_installed:
-        return
-    _hooks_installed = True
-    atexit.register(_cleanup_all)
-    if threading.current_thread() is not threading.main_thread():
+def install_exit_hooks() -> None:
+    """atexit, and SIGINT/SIGTERM/SIGHUP handlers chained to the previous ones (signals only
+    from the main thread: call this there before starting tracers in worker threads)."""
+    global _atexit_done, _signals_done
+    if not _atexit_done:
+        _atexit_done = True
+        atexit.register(_cleanup_all)
+    if _signals_done or threading.current_thread() is not threading.main_thread():
         return  # signals can only be set from the main thread: atexit and finally remain
+    _signals_done = True
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         with contextlib.suppress(OSError, ValueError):
             prev = signal.getsignal(sig)
@@ -260,11 +274,13 @@ class DropTracer:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def _filters(self) -> dict[str, str]:
+    def _filters(self, root: str) -> dict[str, str]:
         protos = " || ".join(f"protocol == {p}" for p in PROTOCOLS)
         names = " || ".join(f'name == "{d}"' for d in self.devices)
+        codes = reason_codes(root)
+        skip = "".join(f" && reason != {codes[n]}" for n in sorted(BENIGN) if n in codes)
         return {
-            "skb/kfree_skb": f"reason > 2 && ({protos})",
+            "skb/kfree_skb": f"reason > 2{skip} && ({protos})",
             "net/netif_receive_skb": names,
             "net/net_dev_xmit": names,
         }
@@ -278,7 +294,7 @@ class DropTracer:
         if root is None:
             raise TraceUnavailable("drop tracing: no tracefs on this host: kernel drops not shown")
         remove_stale(root)
-        _install_hooks()
+        install_exit_hooks()
         name = f"{INSTANCE_PREFIX}{os.getpid()}-{next(_counter)}-{int(time.time())}"
         inst = os.path.join(root, "instances", name)
         try:
@@ -307,7 +323,8 @@ class DropTracer:
             _write(os.path.join(inst, "trace_clock"), "mono")
         with contextlib.suppress(OSError):
             _write(os.path.join(inst, "buffer_size_kb"), "1024")
-        for ev, flt in self._filters().items():
+        root = os.path.dirname(os.path.dirname(inst))
+        for ev, flt in self._filters(root).items():
             d = os.path.join(inst, "events", ev)
             _write(os.path.join(d, "filter"), flt)
             _write(os.path.join(d, "enable"), "1")
@@ -392,7 +409,7 @@ class DropTracer:
             if not seen or ts - seen[-1].time_ns > _SEEN_AGE_NS:
                 return
             reason = kv.get("reason", "")
-            if reason in NOT_DROPS:
+            if reason in NOT_DROPS or reason in BENIGN:
                 return
             loc = kv.get("location", "?").split("+", 1)[0]
             drop = Drop(ts, reason, loc, _num(kv.get("protocol", "0")), seen)

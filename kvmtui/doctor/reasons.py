@@ -62,6 +62,10 @@ REASON_WORDS: dict[str, str] = {
     "RECURSION_LIMIT": "too many nested devices",
 }
 
+#: frees that say nothing about the path: a promiscuous bridge (a capture) hands the host copies
+#: of frames for other MACs, and the host's IP layer frees them as OTHERHOST
+BENIGN = frozenset({"OTHERHOST"})
+
 #: reasons that are not drops (the packet was used or freed normally)
 NOT_DROPS = frozenset({"NOT_DROPPED_YET", "CONSUMED", "NOT_SPECIFIED"})
 
