@@ -269,7 +269,7 @@ class KvmApp(App[int]):
             found = resolve_vm(snap, key)
         except UnknownVm as exc:
             self.exit_message = f"kvmtui: {exc}"
-            self.exit(2)
+            self.exit(return_code=2)
             return
         mac = found.nics[0].mac if found.nics else None
         self.action_show_tab("vms")
@@ -357,7 +357,7 @@ class KvmApp(App[int]):
         code = getattr(exc, "code", None)
         if worker.group == "snapshot" and type(exc).__name__ == "HostUnavailable" and code == 2:
             self.exit_message = f"kvmtui: {exc}"  # a bad recording: bad input, not a retry
-            self.exit(2)
+            self.exit(return_code=2)
             return
         if worker.group == "doctor":
             self.notify(f"doctor: {msg}", severity="warning", timeout=5)
