@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import time
 from typing import TextIO
 
 from kvmtui.core.jsonout import SCHEMA, dumps, path_json, snapshot_json
 from kvmtui.core.model import Evidence, HostSnapshot, NicPath, Vm
+from kvmtui.core.wire import apply_wire, listen, seen_words
 
 
 def _read(args: argparse.Namespace) -> HostSnapshot:
@@ -105,6 +108,8 @@ def print_inventory(snap: HostSnapshot, out: TextIO) -> None:
         print(f"  {v.name}  {v.state}  {v.kind}{pid}", file=out)
         for nic in v.nics:
             ip = f"{nic.ip} ({nic.ip_source})" if nic.ip else "no IP seen"
+            if nic.ip and nic.ip_source == "wire":
+                ip = f"{nic.ip} ({seen_words(nic.ip_seen_at, snap.taken_at)})"
             where = nic.network or nic.bridge or "-"
             print(
                 f"    nic {nic.mac} {nic.type} {nic.model or ''} tap {nic.tap or '-'} "
@@ -123,6 +128,13 @@ def print_inventory(snap: HostSnapshot, out: TextIO) -> None:
 
 def run_inventory(args: argparse.Namespace) -> int:
     snap = _read(args)
+    secs = getattr(args, "listen", None)
+    if secs:
+        # ARP and DHCP on every bridge for a while: IPs the neighbour table has forgotten
+        table, err = listen([b.name for b in snap.bridges], float(secs))
+        if err:
+            print(f"kvmtui: {err}", file=sys.stderr)
+        snap = apply_wire(dataclasses.replace(snap, taken_at=time.time()), table)
     if getattr(args, "json", False):
         print(dumps(snapshot_json(snap)))
     else:

@@ -133,6 +133,7 @@ def vm_json(v: Vm) -> dict[str, Any]:
                 "tap": n.tap,
                 "ip": n.ip,
                 "ip_source": n.ip_source,
+                "ip_seen_at": n.ip_seen_at,
             }
             for n in v.nics
         ],

@@ -189,6 +189,7 @@ class VmNic:
     tap: str | None = None  # target dev, e.g. vnet3
     ip: str | None = None
     ip_source: IpSource = "none"
+    ip_seen_at: float | None = None  # ip_source "wire": when (time.time()) it was last seen
 
 
 @dataclass(frozen=True, slots=True)
