@@ -445,7 +445,7 @@ class KvmApp(App[int]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("doctor", "switch") and self.screen is not self.screen_stack[0]:
-            return None  # the explorer's keys, not the capture or doctor screens'
+            return False  # the explorer's keys, not the capture or doctor screens'
         if action in ("capture", "doctor"):
             return True if self._capture_target() else None
         if action == "switch":

@@ -17,7 +17,15 @@ from kvmtui.ui.app import KvmApp
 from kvmtui.ui.widgets.path_view import PathView
 from tests.ui.conftest import make_app
 from tests.ui.helpers import wait_for
-from tests.ui.sample import empty_snapshot, problem_snapshot
+from tests.ui.sample import (
+    NAT_LIGHT,
+    FakeSwitch,
+    empty_snapshot,
+    problem_snapshot,
+    sample_diagnosis,
+    sample_lessons,
+    switch_batches,
+)
 
 Compare = Callable[..., bool]
 
@@ -101,3 +109,75 @@ def test_problems(snap_compare: Compare) -> None:
 
 def test_empty_host(snap_compare: Compare) -> None:
     assert snap_compare(app_for(empty_snapshot()), terminal_size=(80, 24), run_before=settled())
+
+
+# --- the doctor, switch and lessons screens (fakes from their contracts, see sample.py) -------
+
+
+def _broken_app(**kwargs: Any) -> KvmApp:
+    tap = NAT_LIGHT.tap
+    return app_for(
+        doctor=lambda s: sample_diagnosis(s, broken_tap=tap), doctor_every_s=0.0, **kwargs
+    )
+
+
+def _with_doctor(keys: Iterable[str]) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    before = settled()
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await before(pilot)
+        app = pilot.app
+        assert isinstance(app, KvmApp)
+        await wait_for(pilot, lambda: app.diagnosis is not None)
+        for key in keys:
+            await pilot.press(key)
+            await pilot.pause(0.05)
+        await pilot.pause(0.2)
+
+    return run_before
+
+
+def test_doctor_screen_80x24(snap_compare: Compare) -> None:
+    # the VMs tab's third row is nat-light (vnet0): its tap is down in the fake diagnosis
+    keys = ["4", "j", "j", "d"]
+    assert snap_compare(_broken_app(), terminal_size=(80, 24), run_before=_with_doctor(keys))
+
+
+def test_vms_verdict_line_80x24(snap_compare: Compare) -> None:
+    keys = ["4", "j", "j"]
+    assert snap_compare(_broken_app(), terminal_size=(80, 24), run_before=_with_doctor(keys))
+
+
+def test_host_doctor_80x24(snap_compare: Compare) -> None:
+    assert snap_compare(_broken_app(), terminal_size=(80, 24), run_before=_with_doctor(["D"]))
+
+
+def _switch_before(pilot: Pilot[Any]) -> Awaitable[None]:
+    async def run() -> None:
+        await settled()(pilot)
+        app = pilot.app
+        assert isinstance(app, KvmApp)
+        app.selected_bridge = "virbr0"
+        await pilot.pause(0.05)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: len(app.screen.query("#switch-table")) > 0)
+        table = app.screen.query_one("#switch-table")
+        await wait_for(pilot, lambda: table.row_count == 4)  # type: ignore[attr-defined]
+        await pilot.pause(0.2)
+
+    return run()
+
+
+def test_switch_80x24(snap_compare: Compare) -> None:
+    app = app_for(switch_factory=FakeSwitch(switch_batches()))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_switch_before)
+
+
+def test_lessons_en_80x24(snap_compare: Compare) -> None:
+    app = app_for(lab="kvdev-", lessons=sample_lessons(), trigger=lambda p, n: "")
+    assert snap_compare(app, terminal_size=(80, 24), run_before=settled(["L"]))
+
+
+def test_lessons_vi_80x24(snap_compare: Compare) -> None:
+    app = app_for(lab="kvdev-", lessons=sample_lessons(), trigger=lambda p, n: "", lang="vi")
+    assert snap_compare(app, terminal_size=(80, 24), run_before=settled(["L", "j"]))

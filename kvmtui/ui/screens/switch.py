@@ -113,7 +113,7 @@ class SwitchScreen(Screen[None]):
         yield Static(f"Switch view · {escape(self.bridge)} · starting…", id="switch-title")
         yield Static(counts_markup(()), id="switch-counts")
         yield Static(
-            "sampled: under this flood the list shows a sample of the frames; the counts are exact",
+            "sampled: under this flood the list is a sample; the counts are exact",
             id="switch-sampled",
         )
         yield LineTable(COLUMNS, id="switch-table")
