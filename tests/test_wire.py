@@ -81,3 +81,45 @@ def test_parse_reads_arp_sender_and_dhcp_ack() -> None:
     assert parse(eth + arp) == ("52:54:00:ee:00:02", "10.0.0.50", "arp")
     probe = arp[:14] + bytes(4) + arp[18:]
     assert parse(eth + probe) is None
+
+
+LIVE = """
+import sys, threading, time
+from kvmtui.core.live import LiveHost
+mac, ip = sys.argv[1], sys.argv[2]
+stop = threading.Event()
+def seen(snap):
+    for v in snap.vms:
+        for n in v.nics:
+            if n.mac == mac and n.ip == ip and n.ip_source == "wire":
+                print("wire", n.ip_seen_at is not None, flush=True)
+                stop.set()
+tm = threading.Timer(40, stop.set)
+tm.daemon = True
+tm.start()
+LiveHost().watch(seen, stop)
+"""
+
+
+def test_live_host_fills_the_ip_from_the_wire(topo: Topo) -> None:
+    stop = threading.Event()
+
+    def talk() -> None:  # ARP from the guest; the host's neighbour entry keeps being flushed
+        while not stop.is_set():
+            T.nsx(topo.ns(T.BR_VM), "ip", "neigh", "flush", "dev", "eth0", check=False)
+            topo.ping(T.BR_VM, "10.0.0.2", count=1)
+            T.nsx(topo.host, "ip", "neigh", "flush", "dev", "br0", check=False)
+
+    t = threading.Thread(target=talk, daemon=True)
+    t.start()
+    try:
+        r = subprocess.run(
+            ["ip", "netns", "exec", topo.host, sys.executable, "-c", LIVE, T.BR_VM.mac,
+             T.BR_VM.ip],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        stop.set()
+        t.join(20)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[:1] == ["wire True"], r.stdout + r.stderr

@@ -30,6 +30,7 @@ from kvmtui.core.model import HostSnapshot, LinkStats, NetlinkState, Problem
 from kvmtui.core.procs import ProcState, read_procs
 from kvmtui.core.snapshot import FdbCache, build_snapshot, read_guest_macs
 from kvmtui.core.virt import VirtState, connect_problem, read_virt
+from kvmtui.core.wire import WireListener, apply_wire
 
 COALESCE_S = 0.005
 RECONNECT_S = 3.0
@@ -150,7 +151,7 @@ class LiveHost:
         self._procs = read_procs(self.netns)
 
     def _build(self) -> HostSnapshot:
-        return build_snapshot(
+        snap = build_snapshot(
             self._nl,
             self._virt,
             firewall=self._fw,
@@ -159,6 +160,11 @@ class LiveHost:
             problems=self._nl_problems,
             fdb_cache=self._fdb_cache,
         )
+        wire = getattr(self, "_wire", None)  # ARP/DHCP seen while watching (kvmtui.core.wire)
+        if wire is None:
+            return snap
+        wire.update(b.name for b in snap.bridges)
+        return apply_wire(snap, wire.table())
 
     def snapshot(self) -> HostSnapshot:
         with self._lock:
@@ -258,6 +264,8 @@ class LiveHost:
 
     def watch(self, on_snapshot: Callable[[HostSnapshot], None], stop: threading.Event) -> None:
         watcher = _make_watcher(self.netns, self._on_netlink, self._on_fdb)
+        if self.netns is None:  # the wire listener's sockets open in this namespace
+            self._wire: WireListener | None = WireListener().start(())
         watcher_problem: Problem | None = None
         try:
             watcher.start()
@@ -270,6 +278,9 @@ class LiveHost:
         finally:
             with contextlib.suppress(Exception):
                 watcher.stop()
+            wire, self._wire = getattr(self, "_wire", None), None
+            if wire is not None:
+                wire.stop()
             with self._lock:
                 self._drop_conn()
 
