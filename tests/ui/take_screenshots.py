@@ -18,7 +18,15 @@ from kvmtui.ui.app import KvmApp
 from kvmtui.ui.widgets.path_view import PathView
 from tests.ui.conftest import make_app
 from tests.ui.helpers import wait_for
-from tests.ui.sample import empty_snapshot, problem_snapshot
+from tests.ui.sample import (
+    NAT_LIGHT,
+    FakeSwitch,
+    empty_snapshot,
+    problem_snapshot,
+    sample_diagnosis,
+    sample_lessons,
+    switch_batches,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "screenshots"
@@ -80,6 +88,64 @@ async def main_async(lab_prefix: str | None) -> None:
         present = await shoot(lambda: make_app(start_theme="presenter", poll_s=0.5),
                               "sample-presenter-vms", ["4", "j"], (80, 24))  # fmt: skip
         print(present)
+    for name, keys, size, make_new in new_screens(lab_prefix):
+        print(await shoot(make_new, f"{source}-{name}", keys, size))
+
+
+def new_screens(
+    lab_prefix: str | None,
+) -> list[tuple[str, list[str], tuple[int, int], Callable[[], KvmApp]]]:
+    """The doctor, switch and lessons screens. On the sample: fakes from their contracts (a
+    nat-light whose tap is down; two switch batches, the second a sampled flood). On the lab: the
+    real doctor engine, switch session and lessons when they are installed."""
+    if lab_prefix:
+        from kvmtui.core.live import LiveHost
+
+        def doctor(snap):  # type: ignore[no-untyped-def]
+            from kvmtui.doctor.engine import diagnose_host
+
+            return diagnose_host(snap, uri=spec.libvirt_uri(lab_prefix))
+
+        def lab_app(**kw: object) -> Callable[[], KvmApp]:
+            def make() -> KvmApp:
+                src = LiveHost(uri=spec.libvirt_uri(lab_prefix), netns=lab_prefix + spec.NS_HOST)
+                return KvmApp(src, poll_s=0.5, doctor=doctor, lab=lab_prefix, **kw)  # type: ignore[arg-type]
+
+            return make
+
+        return [
+            ("doctor", ["4", "j", "j", "d"], (80, 24), lab_app()),
+            ("host-doctor", ["D"], (80, 24), lab_app()),
+            ("lessons-en", ["L"], (80, 24), lab_app()),
+            ("lessons-vi", ["L", "j"], (80, 24), lab_app(lang="vi")),
+        ]
+    tap = NAT_LIGHT.tap
+
+    def broken() -> KvmApp:
+        return make_app(poll_s=0.5, doctor=lambda s: sample_diagnosis(s, broken_tap=tap),
+                        doctor_every_s=0.0)  # fmt: skip
+
+    def switch() -> KvmApp:
+        app = make_app(poll_s=0.5, switch_factory=FakeSwitch(switch_batches()))
+        app.selected_bridge = "virbr0"
+        return app
+
+    def lessons(lang: str) -> Callable[[], KvmApp]:
+        return lambda: make_app(poll_s=0.5, lab=spec_prefix(), lessons=sample_lessons(),
+                                trigger=lambda p, n: "", lang=lang)  # fmt: skip
+
+    return [
+        ("doctor", ["4", "j", "j", "d"], (80, 24), broken),
+        ("vms-verdict", ["4", "j", "j"], (80, 24), broken),
+        ("host-doctor", ["D"], (80, 24), broken),
+        ("switch", ["1", "s"], (80, 24), switch),
+        ("lessons-en", ["L"], (80, 24), lessons("en")),
+        ("lessons-vi", ["L", "j"], (80, 24), lessons("vi")),
+    ]
+
+
+def spec_prefix() -> str:
+    return "kvdev-"
 
 
 def main() -> int:
