@@ -178,9 +178,18 @@ class HostPane(Pane):
         tree.clear()
         self._tree_nodes = {}
         self._inputs = {}
+        snap = self.kvm.snapshot
+        if snap is not None:  # nodes get their labels now: relabelling 1,000 ports after is slow
+            self._index_ports(snap)
+            self._styles_seen = tree.forget_styles()
+        rates = self.kvm.rates
         for parent, info in entries:
             at = tree.root if parent is None else self._tree_nodes[parent]
-            node = at.add(info.name, data=info, expand=True, allow_expand=info.kind == "bridge")
+            label: str | Text = info.name
+            if snap is not None:
+                self._inputs[info.key] = self._label_inputs(snap, info, rates, self._identity)
+                label = self._label(snap, info)
+            node = at.add(label, data=info, expand=True, allow_expand=info.kind == "bridge")
             self._tree_nodes[info.key] = node
         tree.root.expand()
         target = self._tree_nodes.get(keep or "") or self._tree_nodes.get(f"bridge:{keep_bridge}")
@@ -210,9 +219,7 @@ class HostPane(Pane):
         snap = self.kvm.snapshot
         if snap is None:
             return
-        if self._ports_of is not snap:  # one lookup table per snapshot, not a scan per port
-            self._ports_of = snap
-            self._ports = {(b.name, p.name): (b, p) for b in snap.bridges for p in b.ports}
+        self._index_ports(snap)
         styles = self.host_tree.forget_styles()
         if styles != self._styles_seen:
             self._styles_seen = styles
@@ -232,6 +239,11 @@ class HostPane(Pane):
                 continue
             self._inputs[key] = inputs
             node.set_label(self._label(snap, info))
+
+    def _index_ports(self, snap: HostSnapshot) -> None:
+        if self._ports_of is not snap:  # one lookup table per snapshot, not a scan per port
+            self._ports_of = snap
+            self._ports = {(b.name, p.name): (b, p) for b in snap.bridges for p in b.ports}
 
     def _label_inputs(
         self,
