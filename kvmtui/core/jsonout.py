@@ -149,7 +149,11 @@ def link_json(lk: Link) -> dict[str, Any]:
         "mac": lk.mac,
         "mtu": lk.mtu,
         "master": lk.master,
+        "master_index": lk.master_index,
+        "peer_index": lk.peer_index,
+        "peer_netns_id": lk.peer_netns_id,
         "peer_netns": lk.peer_netns,
+        "promisc": lk.flags_promisc,
         "addresses": list(lk.addresses),
         "stats": {
             "rx_bytes": lk.stats.rx_bytes,
@@ -195,7 +199,14 @@ def snapshot_json(s: HostSnapshot) -> dict[str, Any]:
         "vms": [vm_json(v) for v in s.vms],
         "links": [link_json(lk) for lk in s.links],
         "routes": [
-            {"dst": r.dst, "dev": r.dev, "gateway": r.gateway, "table": r.table} for r in s.routes
+            {
+                "dst": r.dst,
+                "dev": r.dev,
+                "gateway": r.gateway,
+                "table": r.table,
+                "prefsrc": r.prefsrc,
+            }
+            for r in s.routes
         ],
         "neighbours": [
             {"ip": n.ip, "mac": n.mac, "dev": n.dev, "state": n.state} for n in s.neighbours
