@@ -169,11 +169,11 @@ async def run_ui(gen: str, packets: int, seconds: float, presses: int) -> dict[s
         )  # fmt: skip
         try:
             await asyncio.sleep(1.0)  # the flood is on
-            b0 = screen.batches
+            b0 = screen.model.batches
             t0 = time.monotonic()
             result["flood"] = await measure(pilot, screen, presses)
             result["flood_window_s"] = time.monotonic() - t0
-            result["batches_during"] = screen.batches - b0
+            result["batches_during"] = screen.model.batches - b0
             out, _ = await asyncio.wait_for(flood.communicate(), timeout=seconds + 30)
             result["sent"] = json.loads(out.decode() or "{}")
         finally:
@@ -185,15 +185,15 @@ async def run_ui(gen: str, packets: int, seconds: float, presses: int) -> dict[s
         ).get("seconds", 0)
         await pilot.pause(0.5)
         result["engine"] = {
-            "read": screen.packets,
-            "skipped": screen.skipped,
-            "lost_rows": screen.lost_rows,
-            "not_listed": screen.not_shown,
+            "read": screen.model.packets,
+            "skipped": screen.model.skipped,
+            "lost_rows": screen.model.lost_rows,
+            "not_listed": screen.model.not_shown,
             "hops": [(h.dev, h.received, h.dropped) for h in screen.hops],
         }
         result["rows_listed"] = len(screen.shown_rows())
         result["batch_ms"] = list(screen.batch_ms)
-        result["batches"] = screen.batches
+        result["batches"] = screen.model.batches
         await pilot.press("escape")
         await pilot.pause(0.3)
     for s in sessions:

@@ -652,7 +652,7 @@ def _snap_app(view: str) -> tuple[KvmApp, Callable[[Any], Any]]:
         t = table_of(screen)
         await wait_for(pilot, lambda: len(t.keys) == 12)
         detail = screen.query_one(CaptureDetail)
-        key = next(k for k in t.keys if "echo-request seq 1" in " ".join(t.text_of(k)))
+        key = next(k for k in t.keys if "echo-req" in " ".join(t.text_of(k)))
         t.follow = False
         t.move_cursor(row=t.keys.index(key))
         await wait_for(pilot, lambda: detail.key == key and detail.decoded_lines, timeout=20)
@@ -682,6 +682,11 @@ def test_snapshot_capture_dhcp(snap_compare: Any) -> None:
 
 def test_snapshot_capture_80x24(snap_compare: Any) -> None:
     app, run_before = _snap_app("packets")
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_snapshot_capture_dhcp_80x24(snap_compare: Any) -> None:
+    app, run_before = _snap_app("dhcp")
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
 
 

@@ -19,244 +19,83 @@ not a live host (a fixed snapshot) cannot be captured: the screen says so and sh
 
 from __future__ import annotations
 
-import contextlib
-import inspect
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
-from textual.containers import Vertical, VerticalScroll
+from textual.binding import BindingType
+from textual.containers import Vertical
 from textual.markup import escape
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from kvmtui.capture.correlate import PacketRow
 from kvmtui.capture.dhcp import DhcpTransaction, LeaseCheck
-from kvmtui.capture.engine import PROMISC_EXPLANATION, CaptureBatch, CaptureEvent, HopStatus
+from kvmtui.capture.engine import CaptureBatch, CaptureEvent, HopStatus
 from kvmtui.core.model import NicPath
-from kvmtui.ui.screens.help import HelpModal
+from kvmtui.ui.capture_model import (
+    CAPTURE_BINDINGS,
+    COMPACT_BELOW,
+    NARROW_BELOW,
+    NO_LIVE_SOURCE,
+    POLL_S,
+    REFILTER_ROWS,
+    BatchReady,
+    CaptureModel,
+    ExportDone,
+    FatesNote,
+    Filters,
+    LeaseChecked,
+    LeaseChecker,
+    Session,
+    SessionFactory,
+    SessionFailed,
+    SessionStarted,
+    _libvirt_lease_checker,
+    _stop_in_thread,
+    _stop_quietly,
+    annotate,
+    default_export_path,
+    live_factory,
+    load_text,
+    one_line,
+    start_fates,
+    title_text,
+)
 from kvmtui.ui.widgets.capture_detail import CaptureDetail
-from kvmtui.ui.widgets.capture_dhcp import CaptureDhcp, tx_key
+from kvmtui.ui.widgets.capture_dhcp import CaptureDhcp
 from kvmtui.ui.widgets.capture_hops import CaptureHops, promisc_note
+from kvmtui.ui.widgets.capture_input import (
+    CAPTURE_CSS,
+    CaptureHelp,
+    CaptureInput,
+    CaptureInputBar,
+    help_keys,
+)
 from kvmtui.ui.widgets.capture_table import (
-    DIRECTION_LABEL,
     DIRECTIONS,
     MAX_ROWS,
     PROTOS,
     CapturePacketTable,
     Lane,
-    matches,
 )
 from kvmtui.ui.widgets.path_view import PathView
 
-POLL_S = 0.1
-KEEP_ROWS = 10_000  # rows kept for re-filtering and export (the engine keeps its own too)
-COMPACT_BELOW = 140  # columns: narrower terminals get the compact packet list
-REFILTER_ROWS = 100  # a filter change re-lists the newest matching rows (fast under a flood)
-BATCH_ROWS = 20  # at most this many new rows go to the table per batch (the newest): 200/s
+if TYPE_CHECKING:
+    from kvmtui.doctor.fate import FateTracker
 
-NO_LIVE_SOURCE = (
-    "Live capture needs a live host: this app reads a fixed snapshot, so there is nothing "
-    "to capture. The NIC's path is shown below."
-)
-NOT_YET = NO_LIVE_SOURCE  # the name the placeholder screen exported (kept for its callers)
-
-LANE_LEGEND = (
-    "Lanes: one column per hop. ● seen there (+µs after the first hop), ✗ should have "
-    "crossed it and never did, · had no reason to cross it. → from the VM, ← to the VM."
-)
-
-
-class Session(Protocol):
-    """What the screen needs of ``kvmtui.capture.engine.CaptureSession``."""
-
-    def start(self) -> Any: ...
-    def poll(self) -> CaptureBatch: ...
-    def pause(self) -> None: ...
-    def resume(self) -> None: ...
-    def clear(self) -> None: ...
-    def stop(self) -> None: ...
-
-
-SessionFactory = Callable[[NicPath, str | None], Session]
-LeaseChecker = Callable[[DhcpTransaction], LeaseCheck]
-
-
-# --- messages (posted by thread workers, handled on the main thread) ---------------------------
-
-
-class SessionStarted(Message):
-    def __init__(self, gen: int, session: Session, bpf: str) -> None:
-        super().__init__()
-        self.gen, self.session, self.bpf = gen, session, bpf
-
-
-class SessionFailed(Message):
-    def __init__(self, gen: int, message: str, bpf_change: bool) -> None:
-        super().__init__()
-        self.gen, self.message, self.bpf_change = gen, message, bpf_change
-
-
-class BatchReady(Message):
-    def __init__(self, gen: int, batch: CaptureBatch) -> None:
-        super().__init__()
-        self.gen, self.batch = gen, batch
-
-
-class ExportDone(Message):
-    def __init__(self, path: str, packets: int, rows: int, error: str | None = None) -> None:
-        super().__init__()
-        self.path, self.packets, self.rows, self.error = path, packets, rows, error
-
-
-class LeaseChecked(Message):
-    def __init__(self, key: str, check: LeaseCheck) -> None:
-        super().__init__()
-        self.key, self.check = key, check
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    from kvmtui.capture.bpf import BpfError
-    from kvmtui.capture.ring import CaptureError
-
-    if isinstance(exc, CaptureError | BpfError):
-        return text or type(exc).__name__
-    if isinstance(exc, PermissionError):
-        return "capturing needs root (or CAP_NET_RAW and CAP_NET_ADMIN): run kvmtui as root"
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def default_export_path(vm: str, now: float | None = None) -> str:
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now or time.time()))
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in vm)
-    return f"/tmp/kvmtui-{safe}-{stamp}.pcapng"
-
-
-def live_factory(app: Any) -> tuple[SessionFactory | None, str | None]:
-    """A factory of real sessions in the app source's namespace, and its libvirt URI; (None,
-    None) when the source is not a live host (it has no ``netns``)."""
-    source = getattr(app, "source", None)
-    if source is None or not hasattr(source, "netns"):
-        return None, None
-    netns = source.netns
-    uri = getattr(source, "uri", None)
-    snap = getattr(app, "snapshot", None)
-    networks = tuple(snap.networks) if snap is not None else ()
-    vm_by_mac = {n.mac: v.name for v in snap.vms for n in v.nics} if snap is not None else {}
-
-    def make(path: NicPath, bpf_filter: str | None) -> Session:
-        from kvmtui.capture.engine import CaptureSession
-
-        return CaptureSession(
-            path, netns=netns, bpf_filter=bpf_filter or None, networks=networks,
-            vm_by_mac=vm_by_mac,
-        )  # fmt: skip
-
-    return make, uri
-
-
-class CaptureInput(Input):
-    """The BPF / export path input: Enter applies, Escape cancels (not the screen's Back)."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="capture.input.cancel"),
-    ]
-
-    class Cancelled(Message):
-        pass
-
-    def action_cancel(self) -> None:
-        self.post_message(self.Cancelled())
-
-
-class CaptureHelp(HelpModal):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,f1,q", "dismiss", "Close", id="capture.help.close"),
-    ]
-
-    def __init__(self, keys: list[tuple[str, str]]) -> None:
-        super().__init__()
-        self._keys = keys
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static("Help: live capture   (Esc closes)", id="help-title")
-            with VerticalScroll():
-                yield Static("Keys", classes="help-section")
-                yield Static(
-                    "\n".join(f"[b]{escape(k):>12}[/b]  {escape(d)}" for k, d in self._keys)
-                )
-                yield Static("Reading the packet list", classes="help-section")
-                yield Static(escape(LANE_LEGEND))
-                yield Static("Why the bridge is promiscuous", classes="help-section")
-                yield Static(escape(PROMISC_EXPLANATION), id="help-promisc")
-
-
-@dataclass(frozen=True, slots=True)
-class Filters:
-    proto: str = "all"
-    direction: str = "both"
-    bpf: str = ""
-
-    def text(self, pending: str | None = None) -> str:
-        bpf = escape(self.bpf) if self.bpf else "[$text-muted]none[/]"
-        if pending is not None:
-            bpf += f" [$warning](applying {escape(pending)}…)[/]"
-        return (
-            f"[b]p[/b] proto [b]{self.proto}[/b]  ·  [b]d[/b] {DIRECTION_LABEL[self.direction]}"
-            f"  ·  [b]b[/b] BPF {bpf}"
-        )
+__all__ = ["NO_LIVE_SOURCE", "CaptureHelp", "CaptureScreen", "live_factory"]
 
 
 class CaptureScreen(Screen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q", "close", "Back", id="capture.close"),
-        Binding("space", "pause", "Pause", id="capture.pause"),
-        Binding("c", "clear", "Clear", id="capture.clear"),
-        Binding("p", "cycle_proto", "Proto", id="capture.proto"),
-        Binding("d", "cycle_direction", "Dir", id="capture.direction"),
-        Binding("b,slash", "bpf", "BPF", id="capture.bpf"),
-        Binding("e", "export", "Export", id="capture.export"),
-        Binding("1", "view('packets')", "Packets", show=False, id="capture.view.packets"),
-        Binding("2", "view('dhcp')", "DHCP", id="capture.view.dhcp"),
-        Binding("tab", "toggle_view", "Packets/DHCP", show=False, id="capture.view.toggle"),
-        Binding("3,4,x", "nothing", show=False),  # the app's pane keys mean nothing here
-        Binding("f1", "help", "Help", id="capture.help"),
-    ]
-    DEFAULT_CSS = """
-    CaptureScreen { layout: vertical; }
-    CaptureScreen #capture-title { height: 1; padding: 0 1; background: $primary;
-                                   color: $text; text-style: bold; }
-    CaptureScreen #capture-promisc { height: auto; padding: 0 1; color: $text-muted; }
-    CaptureScreen #capture-filters { height: 1; padding: 0 1; }
-    CaptureScreen #capture-input { display: none; }
-    CaptureScreen #capture-input.-shown { display: block; }
-    CaptureScreen #capture-input-error { display: none; padding: 0 1; color: $error; height: auto; }
-    CaptureScreen #capture-input-error.-shown { display: block; }
-    CaptureScreen ContentSwitcher { height: 1fr; }
-    CaptureScreen #packets { height: 1fr; }
-    CaptureScreen CapturePacketTable { height: 1fr; border: round $panel; }
-    CaptureScreen CapturePacketTable:focus { border: heavy $accent; }
-    CaptureScreen CaptureDetail { height: 35%; min-height: 5; }
-    CaptureScreen #capture-note { height: auto; max-height: 3; padding: 0 1; }
-    CaptureScreen #capture-note.-warning { color: $warning; }
-    CaptureScreen #capture-note.-error { color: $error; text-style: bold; }
-    CaptureScreen #capture-note.-ok { color: $success; }
-    CaptureScreen #capture-fallback { display: none; height: 1fr; }
-    CaptureScreen.-unavailable #capture-fallback { display: block; }
-    CaptureScreen.-unavailable ContentSwitcher { display: none; }
-    CaptureScreen.-unavailable #capture-filters { display: none; }
-    """
+    BINDINGS: ClassVar[list[BindingType]] = list(CAPTURE_BINDINGS)
+    DEFAULT_CSS = CAPTURE_CSS
 
     def __init__(
         self,
@@ -289,33 +128,25 @@ class CaptureScreen(Screen[None]):
         self.paused = False
         self.state = "starting"  # starting, capturing, paused, failed, unavailable
         self._input_mode: str | None = None  # "bpf" or "export"
-        self._next = 0
-        self._all: deque[tuple[str, PacketRow]] = deque(maxlen=KEEP_ROWS)
-        self._tx: dict[str, DhcpTransaction] = {}
-        self._lease: dict[str, LeaseCheck] = {}
-        self._lease_asked: set[str] = set()
+        self.model = CaptureModel()
+        self._fates: FateTracker | None = None  # kvmtui.doctor.fate, once its worker started it
         self.hops: tuple[HopStatus, ...] = ()
         self.events: list[CaptureEvent] = []
-        self.packets = 0
-        self.skipped = 0
-        self.lost_rows = 0
-        self.not_shown = 0
-        self.batches = 0
         self.last_note = ""
         self._polling = False
         self.batch_ms: deque[float] = deque(maxlen=1000)  # UI time per batch (the bench reads it)
         self._title_text = ""
         self._note_level = ""
+        self.fates_note = ""
 
     # --- layout -----------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield Static(self._title(), id="capture-title")
+        yield Static(title_text(self.vm, self.mac, self.path, self.state, 0), id="capture-title")
         yield CaptureHops(self.path, id="capture-hops")
         yield Static("", id="capture-promisc")
         yield Static(self.filters.text(), id="capture-filters")
-        yield CaptureInput(id="capture-input")
-        yield Static("", id="capture-input-error")
+        yield CaptureInputBar(id="capture-input-bar")
         with ContentSwitcher(initial="packets"):
             with Vertical(id="packets"):
                 yield CapturePacketTable(max_rows=self.max_rows, id="capture-table")
@@ -326,21 +157,8 @@ class CaptureScreen(Screen[None]):
         yield Static("starting the capture…", id="capture-note")
         yield Footer()
 
-    def _title(self) -> str:
-        mode = self.path.mode if self.path is not None else "?"
-        state = {
-            "starting": "starting…",
-            "capturing": "● capturing",
-            "paused": "⏸ paused",
-            "failed": "✗ not capturing",
-            "unavailable": "✗ not capturing",
-        }.get(self.state, self.state)
-        counts = f" · {self.packets} frames" if self.packets else ""
-        who = f"{escape(self.vm)} {escape(self.mac)}"
-        return f"Capture · {who} · {escape(str(mode))} · {state}{counts}"
-
     def _show_title(self) -> None:
-        title = self._title()
+        title = title_text(self.vm, self.mac, self.path, self.state, self.model.packets)
         if title != self._title_text:
             self._title_text = title
             self.query_one("#capture-title", Static).update(title)
@@ -352,7 +170,8 @@ class CaptureScreen(Screen[None]):
             from kvmtui.capture.engine import capture_hops
 
             lanes = [Lane(i, str(h.dev), h.role) for i, h in capture_hops(self.path)]
-        table.set_lanes(lanes, compact=self.app.size.width < COMPACT_BELOW)
+        width = self.app.size.width
+        table.set_lanes(lanes, compact=width < COMPACT_BELOW, narrow=width < NARROW_BELOW)
         hops = tuple(HopStatus(ln.index, ln.dev, ln.role, "starting") for ln in lanes)
         self.query_one(CaptureHops).show(hops)
         table.focus()
@@ -379,13 +198,9 @@ class CaptureScreen(Screen[None]):
 
     def _show_path(self) -> None:
         """The NIC's path with its evidence, when there is no capture to show."""
-        view = self.query_one(PathView)
-        # PathView.show_path has been a coroutine and a plain method (it runs its own worker)
-        drawing = getattr(view, "show_path")(  # noqa: B009
-            self.path, empty="No path known for this NIC (the host model has none)."
-        )
-        if inspect.isawaitable(drawing):
-            self.run_worker(drawing, exit_on_error=False)
+        empty = "No path known for this NIC (the host model has none)."
+        drawing = self.query_one(PathView).show_path(self.path, empty=empty)
+        self.run_worker(drawing, exit_on_error=False)
 
     def _note(self, text: str, level: str = "") -> None:
         if (text, level) == (self.last_note, self._note_level):
@@ -416,7 +231,22 @@ class CaptureScreen(Screen[None]):
         if self._stopping.is_set():
             _stop_quietly(session)
             return
+        if not bpf_change:
+            self._start_fates()
         self.post_message(SessionStarted(gen, session, bpf))
+
+    def _start_fates(self) -> None:
+        """While the view is open, the kernel's drop tracer names why a packet ended (worker
+        thread: it mounts tracefs and opens an instance of its own)."""
+        tracker = start_fates(self.path)
+        if tracker is None:
+            return
+        if self._stopping.is_set():
+            tracker.stop()
+            return
+        self._fates = tracker
+        if tracker.note:
+            self.post_message(FatesNote(tracker.note))
 
     @work(thread=True, exclusive=True, group="capture-poll", exit_on_error=False)
     def _poll_loop(self) -> None:
@@ -431,7 +261,7 @@ class CaptureScreen(Screen[None]):
             if session is None:
                 continue
             try:
-                batch = session.poll()
+                batch = annotate(self._fates, session.poll())
             except Exception as exc:
                 self.post_message(
                     SessionFailed(gen, f"capture poll failed: {one_line(exc)}", False)
@@ -529,29 +359,15 @@ class CaptureScreen(Screen[None]):
             self.batch_ms.append((time.perf_counter() - t0) * 1000)
 
     def _apply_batch(self, batch: CaptureBatch) -> None:
-        self.batches += 1
-        self.packets, self.skipped, self.lost_rows = batch.packets, batch.skipped, batch.lost_rows
         self._show_hops(batch.hops)
-        new: list[tuple[str, PacketRow]] = []
-        for row in batch.rows:
-            self._next += 1
-            item = (str(self._next), row)
-            self._all.append(item)
-            if matches(row, self.filters.proto, self.filters.direction):
-                new.append(item)
-        if len(new) > BATCH_ROWS:
-            self.not_shown += len(new) - BATCH_ROWS
-            new = new[-BATCH_ROWS:]
+        new = self.model.ingest(batch, self.filters)
         if new:
             self.query_one(CapturePacketTable).add_packets(new)
         if batch.dhcp:
-            for tx in batch.dhcp:
-                key = tx_key(tx)
-                self._tx[key] = tx
-                if tx.acked and key not in self._lease_asked and self._lease_checker:
-                    self._lease_asked.add(key)
+            if self._lease_checker is not None:
+                for key, tx in self.model.to_check(batch.dhcp):
                     self._check_lease(key, tx)
-            self.query_one(CaptureDhcp).show_transactions(batch.dhcp, self._lease)
+            self.query_one(CaptureDhcp).show_transactions(batch.dhcp, self.model.lease)
         for ev in batch.events:
             self.events.append(ev)
             level = {"hop-gone": "warning", "hop-down": "warning", "error": "error"}.get(
@@ -567,21 +383,10 @@ class CaptureScreen(Screen[None]):
         self._show_title()
 
     def _load_note(self) -> None:
-        """Under load: say how much the table passed over (the engine's and ours)."""
-        parts = []
-        if self.skipped:
-            parts.append(f"{self.skipped:,} frames not correlated (flood backlog or paused)")
-        if self.lost_rows or self.not_shown:
-            parts.append(f"{self.lost_rows + self.not_shown:,} rows not listed (newest shown)")
-        gone = [h for h in self.hops if h.state in ("gone", "down")]
-        if gone:
-            # the event's own line says most ("... vanished (VM shut down?); resumes when ...")
-            last = next((e for e in reversed(self.events) if e.dev in {h.dev for h in gone}), None)
-            if last is None or last.kind not in ("hop-gone", "hop-down"):
-                msg = "; ".join(h.message or f"{h.dev} {h.state}" for h in gone)
-                self._note(msg, "warning")
-        elif parts and self.last_note != "; ".join(parts):
-            self._note("; ".join(parts), "warning")
+        """Under load: say how much the table passed over; a hop gone says why."""
+        text = load_text(self.model, self.hops, self.events)
+        if text and text != self.last_note:
+            self._note(text, "warning")
 
     def _show_hops(self, hops: tuple[HopStatus, ...]) -> None:
         if hops == self.hops:
@@ -598,12 +403,17 @@ class CaptureScreen(Screen[None]):
             escape(note) + " · F1: why" if note else ""
         )
 
+    @on(FatesNote)
+    def _fates_note(self, message: FatesNote) -> None:
+        self.fates_note = f"drop reasons not traced: {message.text}"
+        self.query_one(CaptureDetail).fates_note = self.fates_note
+
     @on(LeaseChecked)
     def _lease_checked(self, message: LeaseChecked) -> None:
-        self._lease[message.key] = message.check
-        tx = self._tx.get(message.key)
+        self.model.lease[message.key] = message.check
+        tx = self.model.tx.get(message.key)
         if tx is not None:
-            self.query_one(CaptureDhcp).show_transactions([tx], self._lease)
+            self.query_one(CaptureDhcp).show_transactions([tx], self.model.lease)
 
     @on(ExportDone)
     def _exported(self, message: ExportDone) -> None:
@@ -643,9 +453,7 @@ class CaptureScreen(Screen[None]):
     def action_clear(self) -> None:
         if self._session is not None:
             self._session.clear()
-        self._all.clear()
-        self._tx.clear()
-        self.not_shown = 0
+        self.model.clear()
         self.query_one(CapturePacketTable).clear_packets()
         self.query_one(CaptureDetail).show_row(None, None)
         self.query_one(CaptureDhcp).clear_transactions()
@@ -653,16 +461,15 @@ class CaptureScreen(Screen[None]):
 
     def on_resize(self) -> None:
         table = self.query_one(CapturePacketTable)
-        if table.set_lanes(table.lanes, compact=self.size.width < COMPACT_BELOW):
+        width = self.size.width
+        if table.set_lanes(table.lanes, width < COMPACT_BELOW, width < NARROW_BELOW):
             self._refilter()
 
     def _refilter(self) -> None:
         table = self.query_one(CapturePacketTable)
         table.clear_packets()
-        rows = [
-            it for it in self._all if matches(it[1], self.filters.proto, self.filters.direction)
-        ]
-        table.add_packets(rows[-min(self.max_rows, REFILTER_ROWS) :])
+        rows = self.model.matching(self.filters, min(self.max_rows, REFILTER_ROWS))
+        table.add_packets(rows)
         if not rows:
             self.query_one(CaptureDetail).show_row(None, None)
         self._show_filters()
@@ -701,43 +508,26 @@ class CaptureScreen(Screen[None]):
     def view(self) -> str:
         return str(self.query_one(ContentSwitcher).current)
 
-    def _open_input(self, mode: str, value: str, placeholder: str) -> None:
+    def _open_input(self, mode: str, value: str) -> None:
         self._input_mode = mode
-        inp = self.query_one(CaptureInput)
-        inp.value = value
-        inp.placeholder = placeholder
-        inp.border_title = (
-            "BPF filter (Enter applies, Esc cancels)"
-            if mode == "bpf"
-            else ("export pcapng to (Enter writes, Esc cancels)")
-        )
-        inp.add_class("-shown")
-        inp.cursor_position = len(value)
-        self._show_input_error(None)
-        inp.focus()
+        self.query_one(CaptureInputBar).open(mode, value, len(self.model.rows))
 
     def _close_input(self) -> None:
         self._input_mode = None
-        self.query_one(CaptureInput).remove_class("-shown")
+        self.query_one(CaptureInputBar).close()
         self.query_one(CapturePacketTable).focus()
 
     def _show_input_error(self, text: str | None) -> None:
-        err = self.query_one("#capture-input-error", Static)
-        if text:
-            err.update("✗ " + escape(text))
-            err.add_class("-shown")
-        else:
-            err.update("")
-            err.remove_class("-shown")
+        self.query_one(CaptureInputBar).error(text)
 
     def action_bpf(self) -> None:
         if self.state in ("unavailable", "failed"):
             return
-        self._open_input("bpf", self.filters.bpf, "e.g. icmp or udp port 53 (empty: none)")
+        self._open_input("bpf", self.filters.bpf)
 
     def action_export(self) -> None:
         default = self._export_default or default_export_path(self.vm)
-        self._open_input("export", default, "a path for the .pcapng file")
+        self._open_input("export", default)
 
     @on(CaptureInput.Cancelled)
     def _input_cancelled(self) -> None:
@@ -749,7 +539,7 @@ class CaptureScreen(Screen[None]):
         value = event.value.strip()
         if self._input_mode == "export":
             self._close_input()
-            rows = [r for _, r in self._all]
+            rows = self.model.all_rows()
             if not value:
                 return
             self._export(value, rows)
@@ -776,16 +566,7 @@ class CaptureScreen(Screen[None]):
         return True
 
     def action_help(self) -> None:
-        keys: list[tuple[str, str]] = []
-        seen: set[str] = set()
-        for active in self.active_bindings.values():
-            b = active.binding
-            if not b.description or b.system or b.action in seen:
-                continue
-            seen.add(b.action)
-            keys.append((self.app.get_key_display(b), b.description))
-        keys += [("j/k, ↑/↓", "move in the list"), ("G", "last row, follow new packets")]
-        self.app.push_screen(CaptureHelp(keys))
+        self.app.push_screen(CaptureHelp(help_keys(self)))
 
     def action_close(self) -> None:
         self._shutdown()
@@ -801,6 +582,9 @@ class CaptureScreen(Screen[None]):
         session, self._session = self._session, None
         if session is not None:
             _stop_in_thread(session)
+        fates, self._fates = self._fates, None
+        if fates is not None:
+            _stop_in_thread(fates)
 
     # --- for tests and the bench --------------------------------------------------------------
 
@@ -809,24 +593,4 @@ class CaptureScreen(Screen[None]):
         return [(k, r) for k in table.keys if (r := table.packet(k)) is not None]
 
     def kept_rows(self) -> Iterable[PacketRow]:
-        return [r for _, r in self._all]
-
-
-def _stop_quietly(session: Session) -> None:
-    # closing sockets of a vanished device may fail: nothing the user can act on
-    with contextlib.suppress(Exception):
-        session.stop()
-
-
-def _stop_in_thread(session: Session) -> None:
-    # not a daemon: the app waits for the sockets to close before the process exits
-    threading.Thread(target=_stop_quietly, args=(session,), name="kvmtui-capture-stop").start()
-
-
-def _libvirt_lease_checker(uri: str | None) -> LeaseChecker:
-    def check(tx: DhcpTransaction) -> LeaseCheck:
-        from kvmtui.capture.dhcp import check_lease
-
-        return check_lease(tx, uri)
-
-    return check
+        return self.model.all_rows()

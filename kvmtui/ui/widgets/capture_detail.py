@@ -42,6 +42,13 @@ def row_header(row: PacketRow, num: str | None = None) -> list[str]:
             lines.append(f"     {escape(n.conntrack_detail)}")
     if row.stopped:
         lines.append(f"[$error]✗ {escape(row.stopped)}[/]")
+    fate = getattr(row, "fate", None)
+    if fate is not None:
+        words = getattr(fate, "words", "") or f"dropped at {fate.hop}"
+        lines.append(
+            f"[$error]✗ {escape(words)}[/] (kernel: {escape(fate.reason)} in "
+            f"{escape(fate.location)})"
+        )
     if f.error:
         lines.append(f"[$warning]decode: {escape(f.error)}[/]")
     return lines
@@ -70,6 +77,7 @@ class CaptureDetail(VerticalScroll):
         self.key: str | None = None
         self._cache: OrderedDict[str, list[str]] = OrderedDict()
         self.decoded_lines: list[str] = []
+        self.fates_note = ""  # why drop reasons are not traced (no root, no tracefs), if so
 
     def compose(self):  # type: ignore[no-untyped-def]
         yield Static("No packet selected.", id="detail-head")
@@ -86,7 +94,10 @@ class CaptureDetail(VerticalScroll):
             body.update("")
             self.decoded_lines = []
             return
-        head.update("\n".join(row_header(row, key)))
+        lines = row_header(row, key)
+        if row.stopped and row.fate is None and self.fates_note:
+            lines.append(f"[$text-muted]{escape(self.fates_note)}[/]")
+        head.update("\n".join(lines))
         cached = self._cache.get(key)
         if cached is not None:
             self._set_body(cached)

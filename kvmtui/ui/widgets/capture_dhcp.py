@@ -10,14 +10,16 @@ Under the table, the selected transaction in full, with the check against libvir
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical, VerticalScroll
 from textual.markup import escape
 from textual.widgets import DataTable, Static
 
-from kvmtui.capture.dhcp import DhcpTransaction, LeaseCheck
+from kvmtui.capture.dhcp import DhcpMessage, DhcpTransaction, LeaseCheck
 
 ABBR = {
     "discover": "Discover",
@@ -43,9 +45,40 @@ def offer_dev(tx: DhcpTransaction) -> str:
     return tx.server.dev if tx.server is not None and tx.server.dev else "—"
 
 
+def in_time_order(tx: DhcpTransaction) -> list[DhcpMessage]:
+    return sorted(tx.messages, key=lambda m: m.time)
+
+
+def outcome_text(tx: DhcpTransaction) -> str:
+    """Only what was seen: 'bound', 'no Offer seen', 'Offer seen, no Request seen'."""
+    types = {m.type for m in tx.messages}
+    if types & {"ack", "nak", "decline"}:
+        return tx.outcome
+    if "offer" not in types and types & {"discover"}:
+        return "no Offer seen"
+    if "offer" in types and "request" not in types:
+        return "Offer seen, no Request seen"
+    if "request" in types:
+        return "Request seen, no Ack seen"
+    return tx.outcome
+
+
+def server_words(tx: DhcpTransaction) -> str:
+    """The server in the seed's terms: 'server 52:54:00:.. = virbr0's own MAC: libvirt's
+    dnsmasq of network default' (the words the transaction gives, else its name)."""
+    s = tx.server
+    if s is None:
+        return "no Offer seen" if not tx.acked else "server not identified"
+    words = str(getattr(s, "words", "") or s.name)
+    who = s.mac or s.ip or "?"
+    dev = offer_dev(tx)
+    arrived = f", its Offer arrived on {dev}" if dev != "—" else ""
+    return f"server {who} = {words}{arrived}"
+
+
 def tx_cells(tx: DhcpTransaction, lease: LeaseCheck | None) -> tuple[str, ...]:
     s = tx.server
-    msgs = " ".join(ABBR.get(m.type, m.type) for m in tx.messages)
+    msgs = " ".join(ABBR.get(m.type, m.type) for m in in_time_order(tx))
     if lease is None:
         check = "checking…" if tx.acked else "—"
     else:
@@ -58,7 +91,7 @@ def tx_cells(tx: DhcpTransaction, lease: LeaseCheck | None) -> tuple[str, ...]:
         (s.ip or "—") if s else "—",
         (s.mac or "—") if s else "—",
         offer_dev(tx),
-        s.name if s else "no server answered yet",
+        s.name if s else outcome_text(tx),
         check,
     )
 
@@ -66,20 +99,19 @@ def tx_cells(tx: DhcpTransaction, lease: LeaseCheck | None) -> tuple[str, ...]:
 def tx_detail(tx: DhcpTransaction, lease: LeaseCheck | None) -> str:
     s = tx.server
     who = f"{tx.vm} ({tx.client})" if tx.vm else f"{tx.client} (not a known VM)"
-    lines = [f"[b]xid 0x{tx.xid:08x}[/b]  client {escape(who)}  →  {escape(tx.outcome)}"]
-    for m in tx.messages:
+    lines = [f"[b]xid 0x{tx.xid:08x}[/b]  client {escape(who)}  →  {escape(outcome_text(tx))}"]
+    t0 = min((m.time for m in tx.messages), default=0.0)
+    for m in in_time_order(tx):
         seen = " → ".join(m.seen_on)
         ip = f" {m.yiaddr}" if m.yiaddr not in ("", "0.0.0.0") else ""
         sid = f" server-id {m.server_id}" if m.server_id else ""
         lines.append(
-            f"  {ABBR.get(m.type, m.type):<8} from {m.src_mac}{escape(ip)}{escape(sid)}"
-            f"  seen on {escape(seen)}"
+            f"  {step_time(m.time - t0):>7} {ABBR.get(m.type, m.type):<8} from {m.src_mac}"
+            f"{escape(ip)}{escape(sid)}  seen on {escape(seen)}"
         )
+    lines.append(f"[b]{escape(server_words(tx))}[/b]")
     if s is not None:
-        lines.append(
-            f"server: [b]{escape(s.name)}[/b] — IP {s.ip or '?'} (option 54), MAC {s.mac or '?'}, "
-            f"its Offer arrived on {escape(offer_dev(tx))}"
-        )
+        lines.append(f"  server id (option 54) {s.ip or '?'}, MAC {s.mac or '?'}")
     if lease is not None:
         mark = {"match": "$success", "mismatch": "$error"}.get(lease.status, "$text-muted")
         lines.append(f"[{mark}]lease check: {escape(lease.detail)}[/]")
@@ -101,14 +133,44 @@ COLUMNS = (
 )
 
 
+# at 80x24 the table keeps these (the detail pane under it has server id, MAC and Offer-on)
+NARROW_COLUMNS = ("xid", "vm", "msgs", "offered", "server", "lease")
+NARROW_BELOW = 100
+
+
+def step_time(dt: float) -> str:
+    return f"+{dt * 1000:.0f}ms" if dt < 10 else f"+{dt:.1f}s"
+
+
+class DhcpTable(DataTable[str]):
+    """The transactions, with the keys of every table: j/k, g/G."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False, id="capture.dhcp.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="capture.dhcp.up"),
+        Binding("g", "scroll_top", "First", show=False, id="capture.dhcp.first"),
+        Binding("G", "scroll_bottom", "Last", show=False, id="capture.dhcp.last"),
+    ]
+
+    def action_scroll_top(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=0, animate=False)
+
+    def action_scroll_bottom(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=self.row_count - 1, animate=False)
+
+
 class CaptureDhcp(Vertical):
     """``show_transactions`` with every transaction known and the lease checks done so far."""
 
     DEFAULT_CSS = """
     CaptureDhcp { height: 1fr; }
     CaptureDhcp DataTable { height: 1fr; }
-    CaptureDhcp #dhcp-detail { height: auto; max-height: 50%; border: round $panel;
-                               padding: 0 1; }
+    CaptureDhcp #dhcp-detail-scroll { height: auto; max-height: 50%; border: round $panel;
+                                      padding: 0 1; }
+    CaptureDhcp #dhcp-detail-scroll:focus { border: heavy $accent; }
+    CaptureDhcp #dhcp-detail { height: auto; }
     CaptureDhcp #dhcp-empty { padding: 0 1; color: $text-muted; height: auto; }
     """
 
@@ -117,6 +179,7 @@ class CaptureDhcp(Vertical):
         self._tx: dict[str, DhcpTransaction] = {}
         self._lease: dict[str, LeaseCheck] = {}
         self._cells: dict[str, tuple[str, ...]] = {}
+        self._shown: tuple[str, ...] = ()
 
     def compose(self) -> ComposeResult:
         yield Static(
@@ -124,34 +187,57 @@ class CaptureDhcp(Vertical):
             "server is named from the Offer: its server id, its MAC and where it came in.",
             id="dhcp-empty",
         )
-        table: DataTable[str] = DataTable(cursor_type="row", id="dhcp-table")
+        yield DhcpTable(cursor_type="row", id="dhcp-table")
+        with VerticalScroll(id="dhcp-detail-scroll"):
+            yield Static("", id="dhcp-detail")
+
+    def on_mount(self) -> None:
+        self._columns(self.app.size.width < NARROW_BELOW)
+
+    def on_resize(self) -> None:
+        self._columns(self.app.size.width < NARROW_BELOW)
+
+    def _columns(self, narrow: bool) -> None:
+        keys = NARROW_COLUMNS if narrow else tuple(k for k, _ in COLUMNS)
+        table = self.table
+        if self._shown == keys:
+            return
+        self._shown = keys
+        table.clear(columns=True)
         for key, label in COLUMNS:
-            table.add_column(label, key=key)
-        yield table
-        yield Static("", id="dhcp-detail")
+            if key in keys:
+                table.add_column(label, key=key)
+        cells, self._cells = self._cells, {}
+        for key in cells:
+            self._add(key, self._tx[key])
+
+    def _pick(self, cells: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(c for (k, _), c in zip(COLUMNS, cells, strict=True) if k in self._shown)
+
+    def _add(self, key: str, tx: DhcpTransaction) -> None:
+        cells = tx_cells(tx, self._lease.get(key))
+        old = self._cells.get(key)
+        if old is None:
+            self.table.add_row(*self._pick(cells), key=key)
+        elif old != cells:
+            for (ck, _), new, prev in zip(COLUMNS, cells, old, strict=True):
+                if new != prev and ck in self._shown:
+                    self.table.update_cell(key, ck, new, update_width=True)
+        self._cells[key] = cells
 
     @property
-    def table(self) -> DataTable[str]:
-        return self.query_one("#dhcp-table", DataTable)
+    def table(self) -> DhcpTable:
+        return self.query_one("#dhcp-table", DhcpTable)
 
     def show_transactions(
         self, txs: Iterable[DhcpTransaction], leases: dict[str, LeaseCheck]
     ) -> None:
-        table = self.table
         self._lease = dict(leases)
         with self.app.batch_update():
             for tx in txs:
                 key = tx_key(tx)
                 self._tx[key] = tx
-                cells = tx_cells(tx, self._lease.get(key))
-                old = self._cells.get(key)
-                if old is None:
-                    table.add_row(*cells, key=key)
-                elif old != cells:
-                    for (ck, _), new, prev in zip(COLUMNS, cells, old, strict=True):
-                        if new != prev:
-                            table.update_cell(key, ck, new, update_width=True)
-                self._cells[key] = cells
+                self._add(key, tx)
         self.query_one("#dhcp-empty").display = not self._tx
         self._show_detail()
 
@@ -183,6 +269,6 @@ class CaptureDhcp(Vertical):
     def _show_detail(self) -> None:
         tx = self.current()
         detail = self.query_one("#dhcp-detail", Static)
-        detail.display = tx is not None
+        self.query_one("#dhcp-detail-scroll").display = tx is not None
         if tx is not None:
             detail.update(tx_detail(tx, self._lease.get(tx_key(tx))))

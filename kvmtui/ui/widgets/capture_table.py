@@ -9,6 +9,7 @@ Colours come from component classes (theme variables), so the presenter theme wo
 
 from __future__ import annotations
 
+import textwrap
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -65,6 +66,26 @@ def src_dst(f: Frame) -> str:
     return f"{endpoint(f.src_ip, f.sport, f.proto)} → {endpoint(f.dst_ip, f.dport, f.proto)}"
 
 
+NARROW_WORDS = (
+    ("echo-request", "echo-req"),
+    ("echo-reply", "echo-rep"),
+    ("Discover", "Disc"),
+    ("Request", "Req"),
+)
+NOTE_WRAP = 38  # narrow layout: a NAT / stopped line under src → dst wraps at this width
+
+
+def narrow_proto(f: Frame) -> str:
+    """``proto_info`` in fewer columns (80x24): 'ICMP echo-req seq 1', 'DHCP Offer' (the
+    offered IP is the flow's destination; the DHCP view and the detail pane have it)."""
+    if f.dhcp is not None:
+        return f"DHCP {f.dhcp.msg_type.capitalize()}".replace("Request", "Req")
+    text = proto_info(f)
+    for long, short in NARROW_WORDS:
+        text = text.replace(long, short)
+    return text
+
+
 def proto_info(f: Frame) -> str:
     """Short protocol column: 'ICMP echo-request id 7 seq 1', 'DHCP Offer 192.168.122.5'."""
     if f.dhcp is not None:
@@ -98,7 +119,13 @@ def nat_text(row: PacketRow, short: bool = False) -> str | None:
 
 def stopped_text(row: PacketRow) -> str | None:
     """Short flag for a packet that stopped at a hop (the lanes show where it was seen; the
-    detail pane has the full sentence): '✗ never on wan0', '✗ ends at virbr1: no way out...'."""
+    detail pane has the full sentence): '✗ never on wan0', '✗ ends at virbr1: no way out...';
+    when the kernel said why it freed the packet (``row.fate``), its words:
+    '✗ dropped at virbr1 by the firewall (nftables rule)'."""
+    fate = getattr(row, "fate", None)
+    if fate is not None:
+        words = getattr(fate, "words", "") or f"dropped at {fate.hop}: {fate.reason}"
+        return f"✗ {words}"
     if row.missing:
         return "✗ never on " + ", ".join(row.missing)
     if row.dead_end:
@@ -157,27 +184,38 @@ class CapturePacketTable(DataTable[str | Text]):
         self.max_rows = max_rows
         self.lanes: tuple[Lane, ...] = ()
         self.compact = False
+        self.narrow = False
         self.follow = True  # the cursor rides the newest row until the user moves it
         self._keys: list[str] = []  # row keys in table order (oldest first)
         self._rows: dict[str, PacketRow] = {}
 
     # -- columns ------------------------------------------------------------------------------
 
-    def set_lanes(self, lanes: Sequence[Lane], compact: bool | None = None) -> bool:
-        """(Re)build the columns, one per hop; ``compact`` (a narrow terminal) puts the NAT /
-        stopped column before src → dst, with the NAT's outside end only. Rows are dropped
-        (the screen re-adds them): returns True when that happened."""
+    def set_lanes(
+        self, lanes: Sequence[Lane], compact: bool | None = None, narrow: bool | None = None
+    ) -> bool:
+        """(Re)build the columns, one per hop; ``compact`` (under 140 columns) puts the NAT /
+        stopped column before src → dst, with the NAT's outside end only; ``narrow`` (80x24
+        over SSH) keeps src → dst and proto whole: the lanes become one "hops" column of marks
+        (the hop strip above names them in order) and the NAT / stopped words go on a line of
+        their own under src → dst. Rows are dropped (the screen re-adds them): returns True
+        when that happened."""
         lanes = tuple(lanes)
         compact = self.compact if compact is None else compact
-        if lanes == self.lanes and compact == self.compact and self.columns:
+        narrow = self.narrow if narrow is None else narrow
+        same = (lanes, compact, narrow) == (self.lanes, self.compact, self.narrow)
+        if same and self.columns:
             return False
-        self.lanes, self.compact = lanes, compact
+        self.lanes, self.compact, self.narrow = lanes, compact, narrow
         self.clear(columns=True)
         self._keys.clear()
         self._rows.clear()
         self.add_column("#", key="seq")
-        for lane in lanes:
-            self.add_column(lane.dev, key=f"hop{lane.index}")
+        if narrow:
+            self.add_column("hops", key="hops")
+        else:
+            for lane in lanes:
+                self.add_column(lane.dev, key=f"hop{lane.index}")
         self.add_column("", key="dir")
         for key in self._order():
             label = {"flow": "src → dst", "note": "NAT / stopped", "proto": "proto"}[key]
@@ -185,6 +223,8 @@ class CapturePacketTable(DataTable[str | Text]):
         return True
 
     def _order(self) -> tuple[str, ...]:
+        if self.narrow:
+            return ("flow", "proto")
         return ("note", "flow", "proto") if self.compact else ("flow", "note", "proto")
 
     def rename_lane(self, index: int, dev: str) -> None:
@@ -210,15 +250,25 @@ class CapturePacketTable(DataTable[str | Text]):
         seen = {s.hop: s for s in row.hops}
         t0 = row.time_ns
         out: list[str | Text] = [key]
+        marks = Text()
         for lane in self.lanes:
             s = seen.get(lane.index)
             if s is not None:
-                out.append(Text("●" + offset_text((s.time_ns - t0) / 1000.0), style=lit))
+                offset = "" if self.narrow else offset_text((s.time_ns - t0) / 1000.0)
+                marks.append(Text("●" + offset, style=lit))
             elif lane.dev in row.missing:
-                out.append(Text("✗", style=missing))
+                marks.append(Text("✗", style=missing))
             else:
-                out.append(Text("·", style=dim))
+                marks.append(Text("·", style=dim))
+            if not self.narrow:
+                out.append(marks)
+                marks = Text()
+        if self.narrow:
+            out.append(marks)
         out.append("→" if row.direction == "out" else "←")
+        if self.narrow:
+            out.extend(self._narrow_cells(row))
+            return out
         note = nat_text(row, short=self.compact)
         stop = stopped_text(row)
         cols: dict[str, str | Text] = {"flow": src_dst(row.frame), "proto": proto_info(row.frame)}
@@ -231,6 +281,20 @@ class CapturePacketTable(DataTable[str | Text]):
         out.extend(cols[k] for k in self._order())
         return out
 
+    def _narrow_cells(self, row: PacketRow) -> list[str | Text]:
+        """src → dst with the NAT translation (whole) or where it stopped on the lines under
+        it, wrapped to the flow's width; the proto column abbreviated."""
+        flow = src_dst(row.frame)
+        stop = stopped_text(row)
+        nat = nat_text(row)
+        cell = Text(flow)
+        width = max(len(flow), NOTE_WRAP)
+        for text, style in ((stop, "stopped"), (nat and "NAT " + nat, "nat")):
+            if text:
+                for line in textwrap.wrap(text, width, subsequent_indent="  "):
+                    cell.append("\n" + line, style=self._style(style))
+        return [cell, narrow_proto(row.frame)]
+
     def add_packets(self, rows: Iterable[tuple[str, PacketRow]]) -> int:
         """Append rows by key (oldest first); drop the oldest beyond ``max_rows``. Returns the
         number added."""
@@ -240,7 +304,7 @@ class CapturePacketTable(DataTable[str | Text]):
             for key, row in rows:
                 if key in self._rows:
                     continue
-                self.add_row(*self.cells(key, row), key=key)
+                self.add_row(*self.cells(key, row), key=key, height=None if self.narrow else 1)
                 self._keys.append(key)
                 self._rows[key] = row
                 added += 1
