@@ -14,9 +14,15 @@ from kvmtui.core.wire import apply_wire, listen, seen_words
 
 
 def _read(args: argparse.Namespace) -> HostSnapshot:
-    from kvmtui.core.snapshot import read_host
+    """The host ``args`` names (this one, ``--replay FILE`` or ``--host``): kvmtui.core.hosts.
+    A host that cannot be read exits with its one line (SystemExit with HostUnavailable.code)."""
+    from kvmtui.core.hosts import HostUnavailable, read_snapshot
 
-    return read_host(uri=getattr(args, "connect", None))
+    try:
+        return read_snapshot(args)
+    except HostUnavailable as e:
+        print(f"kvmtui: {e}", file=sys.stderr)
+        raise SystemExit(e.code) from None
 
 
 def _ok(flag: bool | None) -> str:
