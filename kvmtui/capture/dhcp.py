@@ -231,6 +231,33 @@ def check_lease(tx: DhcpTransaction, uri: str | None, retries: int = 10) -> Leas
     return LeaseCheck("none", f"libvirt has no lease for {tx.client}")
 
 
+def server_words(s: DhcpServer, host: HostView | None = None) -> str:
+    """The server in the seed's terms, from what was seen: "server 52:54:00:.. = virbr0's own
+    MAC: libvirt's dnsmasq of network default", "server .. = the LAN router 10.0.0.1, arrived
+    on ens9"."""
+    who = f"server {s.mac or s.ip or '?'}"
+    if s.role == "libvirt-dnsmasq":
+        bridge, _, net = s.name.removeprefix("libvirt's dnsmasq on ").partition(" (network ")
+        return f"{who} = {bridge}'s own MAC: libvirt's dnsmasq of network {net.rstrip(')')}"
+    if s.role == "lan":
+        return f"{who} = the LAN router {s.ip or '?'}, arrived on {s.dev}"
+    if s.role == "host":
+        return f"{who} = {s.name}"
+    return f"{who} = {s.name}"
+
+
+def missing_words(tx: DhcpTransaction) -> str | None:
+    """What did not come, in the words of what was seen ("no Offer seen")."""
+    types = {m.type for m in tx.messages}
+    if tx.acked or "nak" in types:
+        return None
+    if "offer" not in types:
+        return "no Offer seen"
+    if "request" not in types:
+        return "Offer seen, no Request seen"
+    return "Request seen, no Ack seen"
+
+
 def transaction_json(tx: DhcpTransaction) -> dict[str, Any]:
     s = tx.server
     return {
@@ -243,6 +270,8 @@ def transaction_json(tx: DhcpTransaction) -> dict[str, Any]:
         else {"ip": s.ip, "mac": s.mac, "dev": s.dev, "role": s.role, "name": s.name},
         "offered_ip": tx.offered_ip,
         "outcome": tx.outcome,
+        "server_says": None if s is None else server_words(s),
+        "missing": missing_words(tx),
         "lease_check": None
         if tx.lease_check is None
         else {"status": tx.lease_check.status, "detail": tx.lease_check.detail},

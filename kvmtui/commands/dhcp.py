@@ -12,7 +12,13 @@ import sys
 import time
 from dataclasses import replace
 
-from kvmtui.capture.dhcp import DhcpTransaction, check_lease, transaction_json
+from kvmtui.capture.dhcp import (
+    DhcpTransaction,
+    check_lease,
+    missing_words,
+    server_words,
+    transaction_json,
+)
 from kvmtui.commands.capture import _err, _events, _session
 
 
@@ -30,13 +36,39 @@ def dhcp_text(tx: DhcpTransaction) -> str:
         lines.append(f"  address: {tx.offered_ip}")
     if tx.server is not None:
         s = tx.server
-        lines.append(f"  server: {s.name}: {s.ip} ({s.mac}), arrived on {s.dev}")
+        lines.append(f"  {server_words(s)}")
+    missing = missing_words(tx)
+    if missing:
+        lines.append(f"  {missing}")
     if tx.lease_check is not None:
         lines.append(f"  libvirt lease: {tx.lease_check.status}: {tx.lease_check.detail}")
     return "\n".join(lines)
 
 
+def _resolve_key(args: argparse.Namespace) -> int:
+    """Name the VM the one way every command does (kvmtui.core.resolve: short lab names too)."""
+    from kvmtui.commands.capture import _read_host
+    from kvmtui.core.resolve import UnknownVm, resolve
+
+    try:
+        r = resolve(_read_host(getattr(args, "connect", None)), str(args.vm))
+    except UnknownVm as exc:
+        _err(str(exc))
+        return 2
+    if r.nics:
+        args.vm = r.nics[0].mac
+        args.vm_name = r.vm.name
+    return 0
+
+
 def run_dhcp(args: argparse.Namespace) -> int:
+    code = _resolve_key(args)
+    if code:
+        return code
+    _err(
+        "waiting for a complete DHCP exchange (Discover, Offer, Request, Ack); to trigger one "
+        "restart the VM's DHCP client (in the lab: kvmtui lab lesson dhcp)"
+    )
     sess, code = _session(args, "udp and (port 67 or port 68)")
     if sess is None:
         return code
@@ -54,7 +86,7 @@ def run_dhcp(args: argparse.Namespace) -> int:
                 if tx.client != mac:
                     continue
                 latest = tx
-                if tx.outcome in ("bound", "refused (Nak)", "declined", "released"):
+                if tx.outcome in ("bound", "refused (Nak)", "declined"):
                     done = tx
         if done is not None:
             time.sleep(0.3)  # the Ack's other sightings
@@ -66,8 +98,9 @@ def run_dhcp(args: argparse.Namespace) -> int:
     found = done or latest
     if found is None:
         _err(
-            f"no DHCP exchange of {args.vm} seen in {timeout:g} s: the guest renews at half its "
-            "lease time; restart its DHCP client (or the VM) to see one now"
+            f"no complete DHCP exchange of {getattr(args, 'vm_name', args.vm)} in {timeout:g} s: "
+            "the guest renews at half its lease time; restart its DHCP client (or the VM) to "
+            "see one now (in the lab: kvmtui lab lesson dhcp)"
         )
         return 1
     tx = found
