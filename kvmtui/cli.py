@@ -28,6 +28,7 @@ _HANDLERS: dict[str, tuple[str, str]] = {
     "switch": ("kvmtui.commands.switch", "run_switch"),
     "serve": ("kvmtui.commands.serve", "run_serve"),
     "record": ("kvmtui.commands.record", "run_record"),
+    "agent": ("kvmtui.core.agent", "run_agent"),
 }
 
 
@@ -206,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDR",
         help="address to bind (default: 127.0.0.1, this machine only)",
     )
+
+    p = sub.add_parser("agent")  # hidden: what `kvmtui --host HOST` runs there over SSH
+    p.set_defaults(command="agent")
+    _add_connect(p)
+    p.add_argument("--once", action="store_true")
 
     p = sub.add_parser("record", help="record the host model, its changes and a VM's packets")
     p.set_defaults(command="record")

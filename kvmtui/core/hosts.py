@@ -42,7 +42,10 @@ def open_source(args: argparse.Namespace) -> SnapshotSource:
         from kvmtui.core.remote import RemoteHost
 
         over_ssh: SnapshotSource = RemoteHost(
-            str(remote[0]), ssh_config=getattr(args, "ssh_config", None)
+            str(remote[0]),
+            ssh_config=getattr(args, "ssh_config", None),
+            connect_timeout=float(getattr(args, "connect_timeout", None) or 5.0),
+            uri=_uri(args),
         )
         return over_ssh
     from kvmtui.core.live import LiveHost

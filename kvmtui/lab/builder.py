@@ -26,7 +26,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 
-from kvmtui.lab import initramfs, libvirtd, spec
+from kvmtui.lab import initramfs, libvirtd, spec, sshd
 from kvmtui.lab.probe import Owner, console_path, light_vm_ip, qemu_vm_ip
 from kvmtui.lab.procs import (
     LabError,
@@ -197,6 +197,7 @@ class Lab:
         say("links ready: inet, host (wan0, br0, ens9), lan")
         self._services()
         say("fake Internet httpd and the LAN's router + dnsmasq running")
+        sshd.start(self.prefix)  # kvm-host over SSH from the inet namespace (kvmtui.lab.sshd)
         self._libvirtd(say)
         import libvirt
 
@@ -405,6 +406,8 @@ class Lab:
             if vm.network == spec.BR_NET
             else ""
         )
+        if vm.network == spec.ISO_NET:  # host-only VMs try the Internet now and then, and fail
+            extra = f"  [ $((n % 4)) -eq 1 ] && ping1 {spec.INTERNET_IP}\n"
         script = os.path.join(d, "loop.sh")
         with open(script, "w") as f:
             f.write(
@@ -488,9 +491,15 @@ class Lab:
         if owner is None:
             return False
         with self.locked():
+            sshd.stop(self.prefix)
             if self.pids.alive("libvirtd") is not None:
-                libvirtd.destroy_all(self.uri)
-                say("libvirt guests and networks stopped")
+                if libvirtd.destroy_all(self.uri):
+                    say("libvirt guests and networks stopped")
+                else:
+                    pid = self.pids.alive("libvirtd")
+                    say(f"libvirtd did not answer in {libvirtd.DOWN_DEADLINE_S:.0f} s: killing it "
+                        f"(pid {pid})")  # fmt: skip
+                    self.pids.kill("libvirtd")
             for name in self.pids.names():
                 self.pids.kill(name)
             # what libvirt started (dnsmasq, qemu) when libvirtd itself was gone

@@ -84,6 +84,10 @@ def _exec(prefix: str, argv: list[str], from_ns: str = "host") -> int:
     env = dict(os.environ)
     env["LIBVIRT_DEFAULT_URI"] = spec.libvirt_uri(prefix)
     env["KVMTUI_LAB_PREFIX"] = prefix
+    if from_ns == "inet":  # `kvmtui --host kvm-host` reaches the lab's host (kvmtui.lab.sshd)
+        from kvmtui.lab.sshd import client_config
+
+        env["KVMTUI_SSH_CONFIG"] = client_config(prefix)
     sys.stdout.flush()
     sys.stderr.flush()
     try:
