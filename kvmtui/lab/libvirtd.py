@@ -47,6 +47,16 @@ LIBVIRTD_CONF = """
 log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
 """
 
+# the lab's sockets are root's only (libvirt's default without polkit is 0777)
+SOCKET_CONF = """
+# kvmtui lab: root-only sockets
+unix_sock_group = "root"
+unix_sock_ro_perms = "0600"
+unix_sock_rw_perms = "0600"
+unix_sock_admin_perms = "0600"
+"""
+DOWN_DEADLINE_S = 10.0
+
 
 def _quiet_errors() -> None:
     import libvirt
@@ -63,7 +73,9 @@ def prepare_config(state: str) -> None:
         os.makedirs(os.path.join(state, sub), exist_ok=True)
     etc = os.path.join(state, "etc/libvirt")
     marker = os.path.join(etc, ".kvmtui-configured")
+    os.chmod(os.path.join(state, "run/libvirt"), 0o700)
     if os.path.exists(marker):
+        _root_only_sockets(etc)
         return
     for conf in glob.glob("/etc/libvirt/*.conf"):
         shutil.copy2(conf, etc)
@@ -75,7 +87,18 @@ def prepare_config(state: str) -> None:
         f.write(QEMU_CONF)
     with open(os.path.join(etc, "libvirtd.conf"), "a") as f:
         f.write(LIBVIRTD_CONF)
+    _root_only_sockets(etc)
     open(marker, "w").close()
+
+
+def _root_only_sockets(etc: str) -> None:
+    conf = os.path.join(etc, "libvirtd.conf")
+    with contextlib.suppress(OSError):
+        with open(conf) as f:
+            if "kvmtui lab: root-only sockets" in f.read():
+                return
+        with open(conf, "a") as f:
+            f.write(SOCKET_CONF)
 
 
 def start(state: str, host_ns: str, records: PidRecords) -> int:
@@ -219,8 +242,25 @@ def ensure_domain(conn: Any, xml: str, name: str, console: str | None = None) ->
     return True
 
 
-def destroy_all(uri: str) -> None:
-    """Stop every guest and network of the lab's libvirtd (best effort, quick)."""
+def destroy_all(uri: str, deadline_s: float = DOWN_DEADLINE_S) -> bool:
+    """Stop every guest and network of the lab's libvirtd (best effort, quick). False when
+    libvirtd did not finish within ``deadline_s`` (hung, stopped): the caller then kills it by
+    its recorded PID. The calls run in a daemon thread, so a hung daemon never blocks us."""
+    import threading
+
+    done = threading.Event()
+
+    def _work() -> None:
+        try:
+            _destroy_all(uri)
+        finally:
+            done.set()
+
+    threading.Thread(target=_work, name="lab-destroy", daemon=True).start()
+    return done.wait(deadline_s)
+
+
+def _destroy_all(uri: str) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     import libvirt
