@@ -26,7 +26,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 
-from kvmtui.lab import initramfs, libvirtd, spec
+from kvmtui.lab import initramfs, libvirtd, spec, sshd
 from kvmtui.lab.probe import Owner, console_path, light_vm_ip, qemu_vm_ip
 from kvmtui.lab.procs import (
     LabError,
@@ -197,6 +197,7 @@ class Lab:
         say("links ready: inet, host (wan0, br0, ens9), lan")
         self._services()
         say("fake Internet httpd and the LAN's router + dnsmasq running")
+        sshd.start(self.prefix)  # kvm-host over SSH from the inet namespace (kvmtui.lab.sshd)
         self._libvirtd(say)
         import libvirt
 
@@ -490,6 +491,7 @@ class Lab:
         if owner is None:
             return False
         with self.locked():
+            sshd.stop(self.prefix)
             if self.pids.alive("libvirtd") is not None:
                 if libvirtd.destroy_all(self.uri):
                     say("libvirt guests and networks stopped")
