@@ -59,10 +59,15 @@ def looks_physical(name: str) -> bool:
     return bool(PHYSICAL_NAME.match(name))
 
 
+_TAP_NAME = re.compile(r"^(vnet|tap)\d")
+
+
 def is_namespace_guest_port(link: Link) -> bool:
+    """A veth whose peer lives in a named namespace, on a bridge: a namespace guest. One named
+    like a tap (vnetN, tapN) stays a guest when it is on no bridge (it was taken off one)."""
     return (
         link.kind == "veth"
-        and link.master is not None
+        and (link.master is not None or bool(_TAP_NAME.match(link.name)))
         and link.peer_netns is not None
         and not looks_physical(link.name)
     )
