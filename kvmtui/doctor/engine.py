@@ -126,15 +126,16 @@ def check_tap(c: Nic) -> list[Finding]:
                    f"virsh domiflist {c.vm.name}; restart the VM's NIC")]  # fmt: skip
     out = []
     st = c.tap.state
-    if st == "lowerlayerdown":
+    admin_down = tap in c.facts.admin_down
+    if st in ("down", "lowerlayerdown") and not admin_down:
         out.append(_f("guest.link_down", "error", tap,
-                      f"{c.vm.name}'s own link is down: {tap} has no carrier from the guest",
-                      [Fact(f"{tap} operstate lowerlayerdown (peer down)", "netlink")],
+                      f"{c.vm.name}'s own link is down: {tap} lost its carrier from the guest",
+                      [Fact(f"{tap} operstate {st}, admin up", "netlink, /sys/class/net")],
                       f"inside the guest: ip link set eth0 up (or virsh domif-setlink "
                       f"{c.vm.name} {tap} up)"))  # fmt: skip
     elif st == "down":
         out.append(_f("tap.down", "error", tap, f"tap {tap} of {c.vm.name} is down",
-                      [Fact(f"{tap} operstate down", "netlink")],
+                      [Fact(f"{tap} set down (IFF_UP clear)", "netlink, /sys/class/net")],
                       f"ip link set {tap} up"))  # fmt: skip
     if c.tap.master is None:
         want = c.network.bridge if c.network else c.nic.bridge

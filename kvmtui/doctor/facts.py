@@ -32,6 +32,7 @@ class HostFacts:
     dnsmasq: tuple[Dnsmasq, ...] = ()
     dnsmasq_read: bool = False  # False: processes could not be listed (checks skip)
     notes: tuple[str, ...] = ()
+    admin_down: frozenset[str] = frozenset()  # links set down by an admin (IFF_UP clear)
 
     def dnsmasq_of(self, network: str) -> Dnsmasq | None:
         return next((d for d in self.dnsmasq if d.network == network), None)
@@ -93,6 +94,24 @@ def read_dnsmasq() -> tuple[tuple[Dnsmasq, ...], bool]:
     return tuple(found), True
 
 
+def read_admin_down() -> frozenset[str]:
+    """Links whose IFF_UP flag is clear (``ip link set X down``), from /sys/class/net: tells an
+    admin's "down" from a lost carrier (a guest that closed its end), which operstate does not."""
+    out = set()
+    try:
+        names = os.listdir("/sys/class/net")
+    except OSError:
+        return frozenset()
+    for name in names:
+        try:
+            with open(f"/sys/class/net/{name}/flags") as f:
+                if not int(f.read().strip(), 16) & 0x1:
+                    out.add(name)
+        except (OSError, ValueError):
+            continue
+    return frozenset(out)
+
+
 def read_facts(snap: HostSnapshot, uri: str | None = None) -> HostFacts:
     """Read the facts the checks need (blocking, read-only, this namespace)."""
     del snap, uri  # the checks take the rest from the snapshot
@@ -107,4 +126,5 @@ def read_facts(snap: HostSnapshot, uri: str | None = None) -> HostFacts:
         dnsmasq=procs,
         dnsmasq_read=ok,
         notes=tuple(notes),
+        admin_down=read_admin_down(),
     )
