@@ -4,8 +4,7 @@ Data flow (house style): the ``SnapshotSource`` is blocking, so every call to it
 worker that posts a typed message (``SnapshotReady``, ``CountersReady``); handlers on the main
 thread set the app's reactives (``snapshot``, ``rates``), which the panes watch. Worker failures
 are handled in one place (``on_worker_state_changed``) and shown as one line, never a traceback.
-Nothing heavy is imported here: LiveHost (pyroute2, libvirt) is imported inside a worker.
-"""
+Nothing heavy is imported here: the host's source and the doctor's engine load inside workers."""
 
 from __future__ import annotations
 
@@ -99,6 +98,7 @@ class KvmApp(App[int]):
     selected_bridge: var[str | None] = var(None)
     trouble: var[str] = var("")
     diagnosis: var[HostDiagnosis | None] = var(None)
+    doctor_trouble: var[str] = var("")  # why the last doctor run failed, "" when it ran
 
     def __init__(
         self,
@@ -291,15 +291,11 @@ class KvmApp(App[int]):
         self._doctor_pending = snap
         if self._doctor_busy:
             return  # the worker's end picks the newest pending snapshot
-        wait = self._doctor_last + self._doctor_every_s - self._monotonic_real()
+        wait = self._doctor_last + self._doctor_every_s - time.monotonic()
         if wait > 0:
             self.set_timer(wait, self._doctor_kick)
         else:
             self._doctor_kick()
-
-    @staticmethod
-    def _monotonic_real() -> float:
-        return time.monotonic()
 
     def _doctor_kick(self) -> None:
         snap = self._doctor_pending
@@ -307,7 +303,7 @@ class KvmApp(App[int]):
             return
         self._doctor_pending = None
         self._doctor_busy = True
-        self._doctor_last = self._monotonic_real()
+        self._doctor_last = time.monotonic()
         self.run_doctor(snap)
 
     @work(thread=True, exclusive=True, group="doctor", exit_on_error=False)
@@ -317,6 +313,7 @@ class KvmApp(App[int]):
 
     @on(DiagnosisReady)
     def _diagnosis_ready(self, message: DiagnosisReady) -> None:
+        self.doctor_trouble = ""
         self.diagnosis = message.diagnosis
 
     def _doctor_done(self) -> None:
@@ -360,7 +357,9 @@ class KvmApp(App[int]):
             self.exit(return_code=2)
             return
         if worker.group == "doctor":
-            self.notify(f"doctor: {msg}", severity="warning", timeout=5)
+            if msg != self.doctor_trouble:  # once per distinct failure, not every 2 s
+                self.notify(f"doctor: {msg}", severity="warning", timeout=5)
+            self.doctor_trouble = msg
             return
         if worker.group == "counters":
             return  # rates just stay as they were; the next poll may work

@@ -24,6 +24,7 @@ class Explorer(Protocol):
     focus_identity: Identity | None
     selected_bridge: str | None
     diagnosis: HostDiagnosis | None
+    doctor_trouble: str
     clock: Callable[[], float]
 
 

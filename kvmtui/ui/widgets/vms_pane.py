@@ -80,6 +80,7 @@ class VmsPane(Pane):
     def on_mount(self) -> None:
         super().on_mount()
         self.watch(self.app, "diagnosis", lambda _d: self._show_verdict(), init=False)
+        self.watch(self.app, "doctor_trouble", lambda _t: self._show_verdict(), init=False)
 
     def _show_verdict(self) -> None:
         """The doctor's top finding for the NIC shown (the likeliest root cause)."""
@@ -91,6 +92,8 @@ class VmsPane(Pane):
         vm, mac = self.current[0], self.current[1]
         if not getattr(self.app, "doctor_on", False):
             line.update("[$text-muted]doctor: diagnoses a live host only[/]")
+        elif diag is None and self.kvm.doctor_trouble:
+            line.update(f"[$warning]doctor: cannot run: {escape(self.kvm.doctor_trouble)}[/]")
         elif diag is None:
             line.update(verdict_words(None))
         else:
