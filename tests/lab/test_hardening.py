@@ -7,9 +7,10 @@ import os
 import signal
 import stat
 
+from labtools import lab_cli
+
 from kvmtui.lab import spec
 from kvmtui.lab.procs import PidRecords, netns_inode, start_time
-from labtools import lab_cli
 
 PREFIX = "kvl2-"
 

@@ -78,7 +78,9 @@ async def lab_shots(prefix: str) -> None:
         try:
             await wait_for(pilot, lambda: fresh() is not None, timeout=30)
         except AssertionError:
-            raise SystemExit(f"no DORA seen; transactions: {list(screen.model.tx.values())}") from None
+            raise SystemExit(
+                f"no DORA seen; transactions: {list(screen.model.tx.values())}"
+            ) from None
         keys = list(screen.model.tx)
         view.table.move_cursor(row=keys.index(next(k for k, v in screen.model.tx.items()
                                                    if v is fresh())))  # fmt: skip
