@@ -62,6 +62,7 @@ bench: deps venv
 	$(BIN)/python bench/inventory.py
 	$(BIN)/python bench/capture.py
 	$(BIN)/python bench/ui.py
+	$(BIN)/python bench/doctor.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
