@@ -335,7 +335,8 @@ def test_json_interface_keys() -> None:
     vm = next(v for v in doc["vms"] if v["name"] == "br-qemu")
     assert vm["nics"] == [
         {"mac": "52:54:00:aa:00:02", "type": "bridge", "model": "virtio", "network": spec.BR_NET,
-         "bridge": "br0", "tap": "vnet6", "ip": "10.0.0.137", "ip_source": "neighbour"}
+         "bridge": "br0", "tap": "vnet6", "ip": "10.0.0.137", "ip_source": "neighbour",
+         "ip_seen_at": None}
     ]  # fmt: skip
     p = next(p for p in doc["paths"] if p["vm"] == "br-qemu")
     assert set(p) == {"vm", "mac", "mode", "way_out", "verdict", "hops"}

@@ -430,11 +430,12 @@ class CaptureSession:
         with self._lock:
             return self.dhcp.transactions()
 
-    def export_pcapng(self, path: str) -> int:
-        """Write every kept row as pcapng (one interface per hop); returns packets written."""
+    def export_pcapng(self, path: str, overwrite: bool = False) -> int:
+        """Write every kept row as pcapng (one interface per hop); returns packets written.
+        The file is created safely (kvmtui.capture.pcapng.open_export)."""
         from kvmtui.capture.pcapng import write_rows
 
-        n: int = write_rows(path, self.all_rows())
+        n: int = write_rows(path, self.all_rows(), overwrite)
         return n
 
     # -- worker -------------------------------------------------------------------------------

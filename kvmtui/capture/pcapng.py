@@ -11,8 +11,13 @@ Wireshark/tshark read it back (a test checks with tshark).
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 import struct
+import sys
 from collections.abc import Iterable
+from typing import BinaryIO
 
 from kvmtui.capture.correlate import PacketRow
 
@@ -61,11 +66,79 @@ def epb(
     return _block(6, body)
 
 
-class PcapngWriter:
-    """Streams blocks to a file; interfaces are added as their first packet comes."""
+class ExportRefused(OSError):
+    """The export path is refused (exists, a symlink, not a regular file): one line."""
 
-    def __init__(self, path: str) -> None:
-        self.f = open(path, "wb")  # noqa: SIM115 - closed in close()
+
+def export_dir() -> str:
+    """The default folder for captures: ``$XDG_DATA_HOME/kvmtui/captures`` (or
+    ``~/.local/share/kvmtui/captures``), created mode 0700; never a world-writable /tmp."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
+    path = os.path.join(base, "kvmtui", "captures")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise ExportRefused(f"{path} is not a folder of ours: refusing to write captures there")
+    os.chmod(path, 0o700)
+    return path
+
+
+def check_export_path(path: str, overwrite: bool = False) -> None:
+    """Refuse, before anything is captured, a path that would be refused at the end."""
+    if path == "-":
+        return
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            raise ExportRefused(f"cannot write {path}: no folder {parent}") from None
+        if not os.access(parent, os.W_OK):
+            raise ExportRefused(f"cannot write {path}: {parent} is not writable") from None
+        probe = os.statvfs(parent)
+        if probe.f_flag & os.ST_RDONLY:
+            raise ExportRefused(f"cannot write {path}: {parent} is read-only") from None
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise ExportRefused(f"{path} is a symbolic link: refusing to follow it")
+    if not overwrite:
+        raise ExportRefused(f"{path} exists: pick another name, or pass --overwrite")
+    if not stat.S_ISREG(st.st_mode):
+        raise ExportRefused(f"{path} is not a regular file: refusing to overwrite it")
+
+
+def open_export(path: str, overwrite: bool = False) -> BinaryIO:
+    """Open ``path`` for a capture export: never through a symlink, mode 0600, an existing file
+    only with ``overwrite`` (and then only a regular one); ``-`` is standard output."""
+    if path == "-":
+        return sys.stdout.buffer
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    flags |= os.O_TRUNC if overwrite else os.O_EXCL
+    if overwrite:
+        check_export_path(path, overwrite=True)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:
+        if os.path.islink(path):
+            raise ExportRefused(f"{path} is a symbolic link: refusing to follow it") from None
+        raise ExportRefused(f"{path} exists: pick another name, or pass --overwrite") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ExportRefused(f"{path} is a symbolic link: refusing to follow it") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ExportRefused(f"{path} is not a regular file: refusing to write it")
+    return os.fdopen(fd, "wb")
+
+
+class PcapngWriter:
+    """Streams blocks to a file; interfaces are added as their first packet comes. The file is
+    opened by :func:`open_export` (no symlinks, 0600, no silent overwrite)."""
+
+    def __init__(self, path: str, overwrite: bool = False) -> None:
+        self._stdout = path == "-"
+        self.f = open_export(path, overwrite)
         self.f.write(shb())
         self.ifaces: dict[str, int] = {}
         self.count = 0
@@ -85,7 +158,10 @@ class PcapngWriter:
         self.count += 1
 
     def close(self) -> None:
-        self.f.close()
+        if self._stdout:
+            self.f.flush()
+        else:
+            self.f.close()
 
     def __enter__(self) -> PcapngWriter:
         return self
@@ -94,14 +170,14 @@ class PcapngWriter:
         self.close()
 
 
-def write_rows(path: str, rows: Iterable[PacketRow]) -> int:
+def write_rows(path: str, rows: Iterable[PacketRow], overwrite: bool = False) -> int:
     """Every sighting of every row, under its hop's interface, in time order."""
     items = []
     for r in rows:
         for s in r.hops:
             items.append((s.time_ns, r, s))
     items.sort(key=lambda x: x[0])
-    with PcapngWriter(path) as w:
+    with PcapngWriter(path, overwrite) as w:
         for _, r, s in items:
             w.write(
                 s.dev, s.time_ns, s.data, s.wire_len, s.outgoing,

@@ -20,6 +20,7 @@ from kvmtui.capture.bpf import BpfError, check_filter
 from kvmtui.capture.correlate import PacketRow
 from kvmtui.capture.engine import CaptureBatch, CaptureError, CaptureSession, capture_hops
 from kvmtui.core.model import HostSnapshot, NicPath
+from kvmtui.core.resolve import find_vm, shorten
 
 
 def _err(msg: str) -> None:
@@ -37,6 +38,9 @@ def select_path(snap: HostSnapshot, key: str) -> tuple[NicPath | None, str | Non
     a MAC. Returns (path, None) or (None, one-line reason)."""
     k = key.strip()
     low = k.lower()
+    found = find_vm(snap, k)  # the one resolver: also a light VM's short lab name
+    if found is not None and not found[1]:
+        k = found[0].name
     by_mac = [p for p in snap.paths if p.mac == low]
     by_tap = [
         p for p in snap.paths if any(h.dev == k and h.role in ("tap", "macvtap") for h in p.hops)
@@ -49,7 +53,7 @@ def select_path(snap: HostSnapshot, key: str) -> tuple[NicPath | None, str | Non
                 return live[0], None
             return None, f"{k}: nothing to capture: {cands[0].verdict}"
     known = ", ".join(sorted({v.name for v in snap.vms})) or "none"
-    return None, f"no VM, tap or MAC {k!r} on this host (known VMs: {known})"
+    return None, f"no VM, tap or MAC {shorten(k)!r} on this host (known VMs: {known})"
 
 
 def _resolver(uri: str | None) -> Callable[[str], NicPath | None]:
@@ -156,6 +160,17 @@ def run_trace(args: argparse.Namespace) -> int:
         if bad:
             _err(bad)
             return 2
+    pcap = getattr(args, "pcap", None)
+    overwrite = bool(getattr(args, "overwrite", False))
+    if pcap:
+        from kvmtui.capture.pcapng import ExportRefused, check_export_path
+
+        try:  # refused now, not after the whole capture
+            check_export_path(str(pcap), overwrite)
+        except ExportRefused as exc:
+            _err(shorten(str(exc), 200))
+            return 2
+    out = sys.stderr if pcap == "-" else sys.stdout  # '-': the pcapng goes to stdout
     sess, code = _session(args, flt)
     if sess is None:
         return code
@@ -177,7 +192,7 @@ def run_trace(args: argparse.Namespace) -> int:
             for r in fates.annotate(batch.rows):
                 if printed >= count:
                     break
-                print(json.dumps(row_json(r)) if as_json else row_text(r), flush=True)
+                print(json.dumps(row_json(r)) if as_json else row_text(r), file=out, flush=True)
                 printed += 1
             if not batch.running and sess.error:
                 _err(sess.error)
@@ -188,12 +203,11 @@ def run_trace(args: argparse.Namespace) -> int:
     if last is not None:
         stats = ", ".join(f"{h.dev} {h.received} seen/{h.dropped} dropped" for h in last.hops)
         print(f"kvmtui: {printed} packets; kernel counters: {stats}", file=sys.stderr)
-    pcap = getattr(args, "pcap", None)
     if pcap:
         try:
-            n = sess.export_pcapng(pcap)
+            n = sess.export_pcapng(pcap, overwrite)
         except OSError as exc:
-            _err(f"cannot write {pcap}: {exc.strerror or exc}")
+            _err(shorten(f"cannot write {pcap}: {exc.strerror or exc}", 200))
             return 1
         print(
             f"kvmtui: wrote {n} frames to {pcap} (pcapng, one interface per hop)", file=sys.stderr

@@ -98,7 +98,7 @@ def run_dhcp(args: argparse.Namespace) -> int:
     found = done or latest
     if found is None:
         _err(
-            f"no complete DHCP exchange of {getattr(args, 'vm_name', args.vm)} in {timeout:g} s: "
+            f"no DHCP exchange of {getattr(args, 'vm_name', args.vm)} seen in {timeout:g} s: "
             "the guest renews at half its lease time; restart its DHCP client (or the VM) to "
             "see one now (in the lab: kvmtui lab lesson dhcp)"
         )

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from kvmtui.doctor.reasons import BENIGN, NOT_DROPS
+from kvmtui.doctor.reasons import BENIGN, BENIGN_AT, NOT_DROPS
 
 TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 INSTANCE_PREFIX = "kvmtui-"
@@ -426,6 +426,8 @@ class DropTracer:
             if reason in NOT_DROPS or reason in BENIGN:
                 return
             loc = kv.get("location", "?").split("+", 1)[0]
+            if (reason, loc) in BENIGN_AT:
+                return
             drop = Drop(ts, reason, loc, _num(kv.get("protocol", "0")), seen)
             with self._lock:
                 self._drops.append(drop)

@@ -66,6 +66,11 @@ REASON_WORDS: dict[str, str] = {
 #: of frames for other MACs, and the host's IP layer frees them as OTHERHOST
 BENIGN = frozenset({"OTHERHOST"})
 
+#: frees that are benign at one place only: NO_SOCKET in ping_rcv is an echo reply that reached
+#: a stack where no ping waits for it any more (a ping that ended, a duplicate); the same reason
+#: in __udp4_lib_rcv for udp 67 is dnsmasq not listening, which is a finding
+BENIGN_AT = frozenset({("NO_SOCKET", "ping_rcv")})
+
 #: reasons that are not drops (the packet was used or freed normally)
 NOT_DROPS = frozenset({"NOT_DROPPED_YET", "CONSUMED", "NOT_SPECIFIED"})
 

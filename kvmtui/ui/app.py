@@ -18,6 +18,7 @@ from typing import ClassVar
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.reactive import var
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Header, TabbedContent, TabPane
@@ -86,7 +87,7 @@ class KvmApp(App[int]):
         Binding("D", "host_doctor", "All VMs", show=False, id="app.host_doctor"),
         Binding("s", "switch", "Switch", id="app.switch"),
         Binding("L", "lessons", "Lessons", show=False, id="app.lessons"),
-        Binding("t", "toggle_theme", "Theme", id="app.theme"),
+        Binding("t", "toggle_theme", "Theme", show=False, id="app.theme"),
         Binding("x", "clear_identity", "Unmark", show=False, id="app.clear_identity"),
         Binding("r", "reload", "Reload", show=False, id="app.reload"),
         Binding("q", "quit", "Quit", id="app.quit"),
@@ -410,6 +411,7 @@ class KvmApp(App[int]):
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id:
             self._focus_tab(event.pane.id)
+        self._refresh_bindings_if_changed()
 
     def action_show_macs(self, bridge: str) -> None:
         self.selected_bridge = bridge
@@ -452,8 +454,19 @@ class KvmApp(App[int]):
             return True if tab in ("host", "macs") and self.selected_bridge else None
         return True
 
+    def _refresh_bindings_if_changed(self) -> None:
+        # the footer recomposes on every refresh_bindings; the poll re-selects the same things
+        # every tick, so recompose only when a key's enabled state really changes
+        try:
+            state = (self.check_action("capture", ()), self.check_action("switch", ()))
+        except NoMatches:  # not composed yet
+            return
+        if state != getattr(self, "_bindings_state", None):
+            self._bindings_state = state
+            self.refresh_bindings()
+
     def watch_selected_bridge(self, bridge: str | None) -> None:
-        self.refresh_bindings()
+        self._refresh_bindings_if_changed()
 
     def action_doctor(self) -> None:
         target = self._capture_target()
@@ -509,7 +522,7 @@ class KvmApp(App[int]):
             self.pop_screen()  # the VMs tab shows the path
 
     def watch_focus_identity(self, identity: Identity | None) -> None:
-        self.refresh_bindings()
+        self._refresh_bindings_if_changed()
 
     def action_capture(self) -> None:
         target = self._capture_target()

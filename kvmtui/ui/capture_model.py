@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -139,7 +140,13 @@ def one_line(exc: BaseException) -> str:
 def default_export_path(vm: str, now: float | None = None) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now or time.time()))
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in vm)
-    return f"/tmp/kvmtui-{safe}-{stamp}.pcapng"
+    from kvmtui.capture.pcapng import export_dir
+
+    try:
+        folder = export_dir()
+    except OSError:
+        folder = os.path.join(os.path.expanduser("~"), ".local/share/kvmtui/captures")
+    return os.path.join(folder, f"kvmtui-{safe}-{stamp}.pcapng")
 
 
 def live_factory(app: Any) -> tuple[SessionFactory | None, str | None]:

@@ -10,6 +10,7 @@ from textual.pilot import Pilot
 
 from kvmtui.ui.app import KvmApp
 from kvmtui.ui.widgets.host_pane import HostTree
+from kvmtui.ui.widgets.line_table import LineTable
 from kvmtui.ui.widgets.vim_table import VimTable
 
 
@@ -32,7 +33,7 @@ async def loaded(pilot: Pilot[int]) -> KvmApp:
     return app
 
 
-def rows(table: VimTable) -> list[list[str]]:
+def rows(table: VimTable | LineTable) -> list[list[str]]:
     """Cells as text; the first cell keeps the identity mark '◆ ' but not the blank room for it."""
     out = []
     for k in table.row_keys:

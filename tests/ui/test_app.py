@@ -54,7 +54,7 @@ async def test_host_tree_shows_uplinks_bridges_ports_and_networks() -> None:
         lines = tree_lines(app.query_one(HostTree))
         assert lines[0].startswith(f"{PREFIX}host")
         assert "default route via wan0" in lines[0]
-        assert "uplink (default route) 198.51.100.2/24" in line_with(lines, "wan0 ")
+        assert "uplink 198.51.100.2/24" in line_with(lines, "wan0 ")
         # order: uplink, then each bridge followed by its network and ports
         names = [ln.split()[0] for ln in lines[1:]]
         assert names == ["wan0", "virbr0", "network", "vnet0", "vnet4", "virbr1", "network",

@@ -15,6 +15,7 @@ import pytest
 from kvmtui.lab import spec
 from kvmtui.ui.app import KvmApp
 from kvmtui.ui.widgets.host_pane import HostTree
+from kvmtui.ui.widgets.mac_pane import MacTable
 from kvmtui.ui.widgets.vim_table import VimTable
 from tests.ui.helpers import rows, tree_lines, wait_for
 
@@ -47,15 +48,16 @@ async def test_lab_host_tree_macs_networks_vms(live: KvmApp) -> None:
         for bridge in (spec.NAT_BRIDGE, spec.ISO_BRIDGE, spec.BR_BRIDGE):
             assert _line(lines, bridge) is not None, lines
         assert "uplink" in (_line(lines, spec.BR_NIC) or "")
-        assert "default route" in (_line(lines, spec.UPLINK) or "")
+        assert "uplink" in (_line(lines, spec.UPLINK) or "")
+        assert f"default route via {spec.UPLINK}" in lines[0]
         assert "nat-light" in (_line(lines, spec.lab_vm("nat-light").tap or "") or "")
         # the MAC table of virbr0 has nat-light's MAC, owned by that VM, with its leased IP
         app.selected_bridge = spec.NAT_BRIDGE
         await pilot.press("2")
         await wait_for(pilot, lambda: any(spec.lab_vm("nat-light").mac in r[0]
-                                          for r in rows(app.query_one("#mac-table", VimTable))),
+                                          for r in rows(app.query_one("#mac-table", MacTable))),
                        timeout=20)  # fmt: skip
-        row = next(r for r in rows(app.query_one("#mac-table", VimTable))
+        row = next(r for r in rows(app.query_one("#mac-table", MacTable))
                    if spec.lab_vm("nat-light").mac in r[0])  # fmt: skip
         assert "nat-light" in row[2] and row[3].startswith("192.168.122.")
         # networks with their modes

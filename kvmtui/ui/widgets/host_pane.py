@@ -11,6 +11,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.geometry import Size
 from textual.markup import escape
 from textual.widget import Widget
 from textual.widgets import Static, Tree
@@ -78,6 +79,19 @@ class HostTree(Tree[NodeInfo]):
         if style is None:
             style = self._styles[name] = self.get_component_rich_style(name, partial=True)
         return style
+
+    def fit_width(self) -> None:
+        """Tree measures its width only when its lines are rebuilt, not when a label changes:
+        a label that got shorter (rates, the identity mark) left a horizontal scrollbar behind."""
+        lines = self._tree_lines
+        if not lines:
+            return
+        depth, root = self.guide_depth, self.show_root
+        width = max(
+            self.get_label_width(ln.node) + ln._get_guide_width(depth, root) for ln in lines
+        )
+        if width != self.virtual_size.width:
+            self.virtual_size = Size(width, len(lines))
 
     def forget_styles(self) -> tuple[Style, ...]:
         """Drop the memo; returns the styles now in force (they change with the theme)."""
@@ -227,6 +241,7 @@ class HostPane(Pane):
         nodes = self._tree_nodes
         rates = self.kvm.rates
         ident = self._identity
+        changed = False
         for key in nodes if only is None else only & nodes.keys():
             node = nodes[key]
             info = node.data
@@ -239,6 +254,9 @@ class HostPane(Pane):
                 continue
             self._inputs[key] = inputs
             node.set_label(self._label(snap, info))
+            changed = True
+        if changed:
+            self.host_tree.fit_width()
 
     def _index_ports(self, snap: HostSnapshot) -> None:
         if self._ports_of is not snap:  # one lookup table per snapshot, not a scan per port
@@ -298,11 +316,11 @@ class HostPane(Pane):
             lk = snap.link(info.name)
             t.append(info.name)
             if lk is not None:
-                role = "uplink (default route)" if lk.name == snap.uplink else "physical NIC"
+                role = "uplink" if lk.name == snap.uplink else "physical NIC"
                 addrs = " ".join(a for a in lk.addresses if ":" not in a)
                 t.append(f"  {role} {addrs}".rstrip(), dim)
                 if lk.peer_netns:
-                    t.append(f" · veth → netns {lk.peer_netns}", dim)
+                    t.append(f" · veth→{lk.peer_netns}", dim)
                 self._state(t, lk.state)
                 self._rates(t, rates.get(lk.name))
         else:

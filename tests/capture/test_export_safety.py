@@ -1,0 +1,94 @@
+"""Capture exports never follow a symlink, never overwrite silently, are private (0600 in a 0700
+folder outside /tmp), and ``trace --pcap`` refuses a bad path before it captures anything.
+Each of these failed on the old ``open(path, "wb")`` export to /tmp."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kvmtui.capture.pcapng import ExportRefused, PcapngWriter, export_dir, open_export
+
+
+def _write(path: Path, overwrite: bool = False) -> int:
+    with PcapngWriter(str(path), overwrite) as w:
+        w.write("vnet0", 1_000_000_000, b"\x00" * 60, 60)
+        return w.count
+
+
+def test_symlink_is_never_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    link = tmp_path / "kvmtui-vm.pcapng"
+    link.symlink_to(victim)
+    with pytest.raises(ExportRefused, match="symbolic link"):
+        _write(link)
+    with pytest.raises(ExportRefused, match="symbolic link"):
+        _write(link, overwrite=True)
+    assert victim.read_text() == "precious"
+
+
+def test_existing_file_needs_overwrite_and_must_be_regular(tmp_path: Path) -> None:
+    path = tmp_path / "x.pcapng"
+    path.write_bytes(b"old")
+    with pytest.raises(ExportRefused, match="exists"):
+        _write(path)
+    assert path.read_bytes() == b"old"
+    assert _write(path, overwrite=True) == 1
+    assert path.read_bytes()[:4] == b"\x0a\x0d\x0d\x0a"  # a pcapng section header now
+    with pytest.raises(ExportRefused, match="not a regular file"):
+        _write(tmp_path, overwrite=True)
+
+
+def test_new_file_is_private(tmp_path: Path) -> None:
+    path = tmp_path / "new.pcapng"
+    old = os.umask(0)
+    try:
+        _write(path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_default_folder_is_private_and_not_tmp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    folder = export_dir()
+    assert folder == str(tmp_path / "data" / "kvmtui" / "captures")
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+    from kvmtui.ui.capture_model import default_export_path
+
+    path = default_export_path("web1")
+    assert path.startswith(folder + "/kvmtui-web1-")  # not /tmp/kvmtui-web1-DATE.pcapng
+
+
+def test_dash_is_standard_output() -> None:
+    assert open_export("-") is sys.stdout.buffer
+
+
+@pytest.mark.parametrize("target", ["/proc/x.pcapng", "/nonexistent-dir/x.pcapng"])
+def test_trace_refuses_a_bad_pcap_path_before_capturing(target: str) -> None:
+    cp = subprocess.run(
+        [sys.executable, "-m", "kvmtui", "trace", "any-vm", "--pcap", target],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert cp.returncode == 2, cp.stderr
+    assert "capturing" not in cp.stderr  # refused before any capture started
+    assert len(cp.stderr.strip().splitlines()) == 1
+
+
+def test_trace_refuses_an_existing_file(tmp_path: Path) -> None:
+    path = tmp_path / "keep.pcapng"
+    path.write_text("keep")
+    cp = subprocess.run(
+        [sys.executable, "-m", "kvmtui", "trace", "any-vm", "--pcap", str(path)],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert cp.returncode == 2 and "--overwrite" in cp.stderr
+    assert path.read_text() == "keep"
