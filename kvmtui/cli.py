@@ -69,6 +69,13 @@ def _add_connect(p: argparse.ArgumentParser, top: bool = False) -> None:
         help="libvirt connection URI, as for virsh (default: libvirt's own resolution, "
         "LIBVIRT_DEFAULT_URI, then qemu:///system as root)",
     )
+    p.add_argument(
+        "--connect-timeout",
+        type=positive_float,
+        default=5.0 if top else argparse.SUPPRESS,
+        metavar="S",
+        help="deadline for a libvirt connect, in seconds (default: 5)",
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -86,13 +93,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_connect(parser, top=True)
     parser.add_argument("--theme", default=None, help="UI theme: default or presenter")
-    parser.add_argument(
-        "--connect-timeout",
-        type=positive_float,
-        default=5.0,
-        metavar="S",
-        help="deadline for every libvirt connect and call, in seconds (default: %(default)s)",
-    )
     parser.add_argument(
         "--vm", default=None, metavar="VM", help="open the explorer with this VM selected"
     )
@@ -266,6 +266,11 @@ def _handler(command: str) -> Callable[[argparse.Namespace], int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from kvmtui.core.virt import set_connect_timeout
+
+    # the explorer says "reading the host…" itself; a command says it on stderr after 1 s
+    slow = None if args.command == "app" else (lambda m: print(f"kvmtui: {m}", file=sys.stderr))
+    set_connect_timeout(float(getattr(args, "connect_timeout", None) or 5.0), slow)
     try:
         return _handler(args.command)(args)
     except KeyboardInterrupt:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kvmtui.capture.decode import Frame
+from kvmtui.core.virt import ConnectTimeout, open_readonly
 
 SERVER_TYPES = ("offer", "ack", "nak")
 
@@ -203,7 +204,9 @@ def check_lease(tx: DhcpTransaction, uri: str | None, retries: int = 10) -> Leas
     seen: list[str] = []
     for attempt in range(max(1, retries)):
         try:
-            conn = libvirt.openReadOnly(uri)
+            conn = open_readonly(uri)
+        except ConnectTimeout as exc:
+            return LeaseCheck("unchecked", f"libvirt: {exc}")
         except libvirt.libvirtError as exc:
             return LeaseCheck("unchecked", f"libvirt: {exc.get_error_message()}")
         try:

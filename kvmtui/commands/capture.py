@@ -9,18 +9,23 @@ capture, 2 bad arguments (unknown VM, bad BPF filter).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from kvmtui.capture.bpf import BpfError, check_filter
 from kvmtui.capture.correlate import PacketRow
 from kvmtui.capture.engine import CaptureBatch, CaptureError, CaptureSession, capture_hops
 from kvmtui.core.model import HostSnapshot, NicPath
 from kvmtui.core.resolve import find_vm, shorten
+
+if TYPE_CHECKING:
+    from kvmtui.capture.pcapstream import PcapngStream
 
 
 def _err(msg: str) -> None:
@@ -153,6 +158,37 @@ def _events(batch: CaptureBatch, out: TextIO) -> None:
         print(f"kvmtui: {e.message}", file=out)
 
 
+class _Stopped(Exception):
+    """SIGTERM or SIGHUP during a trace: end it like Ctrl-C, with the file and the summary."""
+
+
+def _stop_on(signum: int, _frame: object) -> None:
+    raise _Stopped(signal.Signals(signum).name)
+
+
+def _open_pcap(args: argparse.Namespace) -> tuple[PcapngStream | None, int]:
+    """The --pcap stream, opened (and checked) before anything is captured."""
+    from kvmtui.capture.pcapng import ExportRefused
+    from kvmtui.capture.pcapstream import PcapngStream
+
+    pcap = str(args.pcap)
+    max_mb = getattr(args, "pcap_max", None)
+    try:
+        stream = PcapngStream(
+            pcap,
+            overwrite=bool(getattr(args, "overwrite", False)),
+            max_bytes=int(max_mb * 1_000_000) if max_mb else None,
+            files=getattr(args, "pcap_files", None),
+        )
+    except ExportRefused as exc:
+        _err(shorten(str(exc), 200))
+        return None, 2
+    except OSError as exc:
+        _err(shorten(f"cannot write {pcap}: {exc.strerror or exc}", 200))
+        return None, 2
+    return stream, 0
+
+
 def run_trace(args: argparse.Namespace) -> int:
     flt = getattr(args, "filter", None)
     if flt:
@@ -161,19 +197,36 @@ def run_trace(args: argparse.Namespace) -> int:
             _err(bad)
             return 2
     pcap = getattr(args, "pcap", None)
-    overwrite = bool(getattr(args, "overwrite", False))
+    if getattr(args, "pcap_files", None) and not getattr(args, "pcap_max", None):
+        _err("--pcap-files needs --pcap-max (files rotate at that size, like tcpdump -W with -C)")
+        return 2
     if pcap:
         from kvmtui.capture.pcapng import ExportRefused, check_export_path
 
         try:  # refused now, not after the whole capture
-            check_export_path(str(pcap), overwrite)
+            check_export_path(str(pcap), bool(getattr(args, "overwrite", False)))
         except ExportRefused as exc:
             _err(shorten(str(exc), 200))
             return 2
     out = sys.stderr if pcap == "-" else sys.stdout  # '-': the pcapng goes to stdout
+    old = {s: signal.signal(s, _stop_on) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return _trace(args, flt, out)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _trace(args: argparse.Namespace, flt: str | None, out: TextIO) -> int:
     sess, code = _session(args, flt)
     if sess is None:
         return code
+    stream: PcapngStream | None = None
+    if getattr(args, "pcap", None):  # opened before the first frame is taken from the engine
+        stream, code = _open_pcap(args)
+        if stream is None:
+            sess.stop()
+            return code
     from kvmtui.doctor.fate import FateTracker  # the kernel's drop reasons (tracefs)
 
     fates = FateTracker(sess.path).start()
@@ -183,13 +236,19 @@ def run_trace(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + float(getattr(args, "timeout", 30.0) or 30.0)
     as_json = bool(getattr(args, "json", False))
     printed = 0
+    lost = 0
     last = None
+    stopped_by = ""
     try:
         while printed < count and time.monotonic() < deadline:
             time.sleep(0.1)
             batch = last = sess.poll()
+            lost += batch.lost_rows
             _events(batch, sys.stderr)
-            for r in fates.annotate(batch.rows):
+            rows = fates.annotate(batch.rows)
+            if stream is not None:
+                stream.write_rows(rows)
+            for r in rows:
                 if printed >= count:
                     break
                 print(json.dumps(row_json(r)) if as_json else row_text(r), file=out, flush=True)
@@ -197,21 +256,36 @@ def run_trace(args: argparse.Namespace) -> int:
             if not batch.running and sess.error:
                 _err(sess.error)
                 break
+    except KeyboardInterrupt:
+        stopped_by = "Ctrl-C"
+    except _Stopped as exc:
+        stopped_by = str(exc)
     finally:
         fates.stop()
         sess.stop()
+    if stream is not None:
+        with contextlib.suppress(_Stopped, KeyboardInterrupt):
+            stream.write_rows(fates.annotate(sess.poll().rows))  # what came in meanwhile
+        stream.close()
+    if stopped_by:
+        print(f"kvmtui: stopped by {stopped_by}", file=sys.stderr)
     if last is not None:
         stats = ", ".join(f"{h.dev} {h.received} seen/{h.dropped} dropped" for h in last.hops)
         print(f"kvmtui: {printed} packets; kernel counters: {stats}", file=sys.stderr)
-    if pcap:
-        try:
-            n = sess.export_pcapng(pcap, overwrite)
-        except OSError as exc:
-            _err(shorten(f"cannot write {pcap}: {exc.strerror or exc}", 200))
-            return 1
+    if lost:
         print(
-            f"kvmtui: wrote {n} frames to {pcap} (pcapng, one interface per hop)", file=sys.stderr
+            f"kvmtui: {lost} rows came faster than they were read and are not shown",
+            file=sys.stderr,
         )
+    if stream is not None:
+        files = ", ".join(stream.names)
+        print(
+            f"kvmtui: wrote {stream.frames} frames to {files} (pcapng, one interface per hop)",
+            file=sys.stderr,
+        )
+        if stream.error:
+            _err(shorten(stream.error, 200))
+            return 1
     if printed == 0:
         _err(f"no packet of {args.vm} seen in {getattr(args, 'timeout', 30.0)} s")
         return 1

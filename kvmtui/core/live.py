@@ -29,7 +29,7 @@ from kvmtui.core.firewall import FirewallState, read_firewall
 from kvmtui.core.model import HostSnapshot, LinkStats, NetlinkState, Problem
 from kvmtui.core.procs import ProcState, read_procs
 from kvmtui.core.snapshot import FdbCache, build_snapshot, read_guest_macs
-from kvmtui.core.virt import VirtState, connect_problem, read_virt
+from kvmtui.core.virt import ConnectTimeout, VirtState, connect_problem, open_readonly, read_virt
 from kvmtui.core.wire import WireListener, apply_wire
 
 COALESCE_S = 0.005
@@ -207,8 +207,8 @@ class LiveHost:
         except ImportError:
             return None  # read_virt reports the missing module
         try:
-            conn = libvirt.openReadOnly(self.uri)
-        except libvirt.libvirtError as exc:
+            conn = open_readonly(self.uri)
+        except (libvirt.libvirtError, ConnectTimeout) as exc:
             return connect_problem(self.uri, exc)
 
         def changed(*_a: Any) -> None:

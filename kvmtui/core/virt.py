@@ -12,7 +12,9 @@ import contextlib
 import ipaddress
 import os
 import threading
+import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -95,10 +97,58 @@ def connect_problem(uri: str | None, exc: BaseException) -> Problem:
     return Problem("libvirt", f"libvirt: cannot connect to {describe_uri(uri)} ({msg}): {hint}")
 
 
-def open_connection(uri: str | None) -> Any:
-    """A read-only libvirt connection (raises ImportError or libvirt.libvirtError)."""
+#: the deadline of a libvirt connect, seconds (the CLI's --connect-timeout sets it)
+CONNECT_TIMEOUT_S = 5.0
+#: called once with a line when a connect takes more than a second (the CLI prints it)
+on_slow_connect: Callable[[str], None] | None = None
+
+
+class ConnectTimeout(Exception):
+    """libvirt did not answer a connect within the deadline."""
+
+
+def set_connect_timeout(seconds: float, on_slow: Callable[[str], None] | None = None) -> None:
+    global CONNECT_TIMEOUT_S, on_slow_connect
+    CONNECT_TIMEOUT_S = seconds
+    on_slow_connect = on_slow
+
+
+def open_readonly(uri: str | None, timeout: float | None = None) -> Any:
+    """``libvirt.openReadOnly(uri)`` under a deadline. The connect runs in a thread of its own:
+    a libvirtd (or a TCP peer) that accepts and never answers blocked for minutes, and Ctrl-C
+    during the C call came out as SystemError. Here the caller waits on an event (Ctrl-C works)
+    and gets :class:`ConnectTimeout` at the deadline; the stuck thread is a daemon and its
+    connection, if it ever opens, is closed."""
     libvirt = _libvirt()
-    return libvirt.openReadOnly(uri)
+    limit = CONNECT_TIMEOUT_S if timeout is None else timeout
+    done = threading.Event()
+    box: dict[str, Any] = {}
+    abandoned = threading.Event()
+
+    def connect() -> None:
+        try:
+            box["conn"] = libvirt.openReadOnly(uri)
+        except BaseException as exc:  # handed to the caller
+            box["exc"] = exc
+        done.set()
+        if abandoned.is_set() and "conn" in box:
+            with contextlib.suppress(Exception):
+                box["conn"].close()
+
+    threading.Thread(target=connect, name="kvmtui-libvirt-connect", daemon=True).start()
+    said = False
+    t0 = time.monotonic()
+    while not done.wait(0.1):
+        waited = time.monotonic() - t0
+        if waited >= 1.0 and not said and on_slow_connect is not None:
+            said = True
+            on_slow_connect(f"connecting to {describe_uri(uri)} ...")
+        if waited >= limit:
+            abandoned.set()
+            raise ConnectTimeout(f"no answer in {limit:g} s, --connect-timeout")
+    if "exc" in box:
+        raise box["exc"]
+    return box["conn"]
 
 
 def read_virt(uri: str | None = None, conn: Any = None, *, leases: bool = True) -> VirtState:
@@ -119,8 +169,8 @@ def read_virt(uri: str | None = None, conn: Any = None, *, leases: bool = True) 
     own = conn is None
     if own:
         try:
-            conn = libvirt.openReadOnly(uri)
-        except libvirt.libvirtError as exc:
+            conn = open_readonly(uri)
+        except (libvirt.libvirtError, ConnectTimeout) as exc:
             return VirtState(uri=uri, problems=(connect_problem(uri, exc),))
     problems: list[Problem] = []
     try:

@@ -9,10 +9,12 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kvmtui.capture.pcapng import ExportRefused, PcapngWriter, export_dir, open_export
+from kvmtui.capture.pcapstream import PcapngStream
 
 
 def _write(path: Path, overwrite: bool = False) -> int:
@@ -92,3 +94,71 @@ def test_trace_refuses_an_existing_file(tmp_path: Path) -> None:
     )  # fmt: skip
     assert cp.returncode == 2 and "--overwrite" in cp.stderr
     assert path.read_text() == "keep"
+
+
+def _rows() -> list[Any]:
+    from tests.ui.test_capture_screen import nat_capture  # a NAT capture made of real frames
+
+    return nat_capture()[0]
+
+
+def _tshark_count(path: str) -> int:
+    r = subprocess.run(["tshark", "-r", path, "-T", "fields", "-e", "frame.number"],
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return len(r.stdout.split())
+
+
+def test_stream_rotates_like_tcpdump_C_and_W(tmp_path: Path) -> None:
+    rows = _rows()
+    sightings = sum(len(r.hops) for r in rows)
+    base = str(tmp_path / "rot.pcapng")
+    s = PcapngStream(base, max_bytes=1500)
+    s.write_rows(rows)
+    s.close()
+    assert s.error is None and s.frames == sightings
+    assert len(s.names) >= 3 and s.names[:2] == [base, base + "1"]
+    assert sum(_tshark_count(n) for n in s.names) == sightings  # every file valid on its own
+    ring = str(tmp_path / "ring.pcapng")
+    s = PcapngStream(ring, max_bytes=1500, files=2)
+    for _ in range(3):
+        s.write_rows(rows)
+    s.close()
+    assert s.names == [ring, ring + "1"]  # two names, reused in turn
+    assert not os.path.exists(ring + "2")
+
+
+def test_stream_on_a_full_disk_ends_with_a_valid_file(tmp_path: Path) -> None:
+    """A real full filesystem: a 64 KiB tmpfs in a mount namespace of its own (nothing mounted
+    on the host). The file is cut back to its last whole block and tshark reads it."""
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root (a tmpfs in its own mount namespace)")
+    script = f"""
+import sys, subprocess
+sys.path.insert(0, {str(Path(__file__).parents[2])!r})
+from tests.capture.test_export_safety import _rows
+from kvmtui.capture.pcapstream import PcapngStream
+s = PcapngStream("{tmp_path}/full/x.pcapng")
+rows = _rows()
+for _ in range(400):
+    s.write_rows(rows)
+    s.flush()
+    if s.error:
+        break
+s.close()
+r = subprocess.run(["tshark", "-r", "{tmp_path}/full/x.pcapng", "-T", "fields", "-e",
+                    "frame.number"], capture_output=True, text=True)
+print(s.frames, len(r.stdout.split()), r.returncode, repr(s.error))
+"""
+    (tmp_path / "full").mkdir()
+    cp = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c",
+         f"mount -t tmpfs -o size=64k kvmtuit-full {tmp_path}/full && {sys.executable} -c \"$0\"",
+         script],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert cp.returncode == 0, cp.stderr
+    frames, read_back, rc, error = cp.stdout.split(maxsplit=3)
+    assert "disk is full" in error
+    assert rc == "0" and int(frames) > 0 and int(read_back) == int(frames)
+    assert not os.listdir(tmp_path / "full")  # the tmpfs went with its namespace
