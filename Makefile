@@ -18,7 +18,15 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc pkg-config libvirt-dev \
 	linux-image-amd64 tcpdump tshark libpcap0.8 conntrack iproute2 iptables nftables \
 	tmux kmod procps chromium chromium-driver openssh-server openssh-client
 
-.PHONY: demo test deps venv lint lab-up lab-down lab-status bench screenshots clean
+# the fast lane: no root, no lab, no namespaces; pure decoding, models, recordings and the UI
+# on fake hosts (snapshots included). The whole suite stays `make test`.
+FAST_TESTS := tests/capture/test_correlate.py tests/capture/test_decode.py \
+	tests/capture/test_dhcp_unit.py tests/test_paths.py tests/test_replay.py \
+	tests/test_seam_roundtrip.py tests/test_import_hygiene.py tests/test_connect_timeout.py \
+	tests/ui/test_imports.py tests/ui/test_snapshots.py tests/ui/test_doctor_screen.py \
+	tests/ui/test_lessons_screen.py tests/ui/test_switch_screen.py tests/ui/test_capture_fate.py
+
+.PHONY: demo test test-fast deps venv lint lab-up lab-down lab-status bench screenshots clean
 
 demo: deps venv
 	$(BIN)/kvmtui lab --prefix $(LAB_PREFIX) up
@@ -28,6 +36,9 @@ demo: deps venv
 
 test: deps venv lint
 	KVMTUI_LAB_PREFIX=$(TEST_PREFIX) $(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: venv
+	$(BIN)/pytest -q -m 'not lab' $(FAST_TESTS) $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -69,6 +69,23 @@ def root_before(request: pytest.FixtureRequest) -> dict[str, Any]:
 # -- the lab -----------------------------------------------------------------------------------
 
 
+_LAB_UP: dict[str, list[str]] = {}  # the session lab's namespaces while it is up
+
+
+@pytest.fixture(autouse=True)
+def _lab_still_there(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The session lab is shared: a test that takes any of its namespaces away (a teardown with
+    the wrong prefix, a kill by pattern) broke every lab test after it with misleading errors.
+    Name the test that did it."""
+    yield
+    want = _LAB_UP.get("namespaces")
+    if want:
+        gone = [ns for ns in want if not os.path.exists(f"/run/netns/{ns}")]
+        if gone:
+            _LAB_UP.clear()  # said once
+            pytest.fail(f"the session lab lost {', '.join(gone)} during {request.node.nodeid}")
+
+
 @pytest.fixture(scope="session")
 def lab() -> Iterator[LabHandle]:
     """The lab, up (light VMs, and QEMU guests unless KVMTUI_LAB_QEMU=0)."""
@@ -87,7 +104,9 @@ def lab() -> Iterator[LabHandle]:
             pytest.fail(f"lab up failed ({cp.returncode}): {cp.stderr.strip()[-2000:]}")
         print(f"\nlab {LAB_PREFIX} up in {time.monotonic() - t0:.1f} s", file=sys.stderr)
         # with REUSE, a lab that runs its QEMU guests keeps them (and the handle says so)
+        _LAB_UP["namespaces"] = sorted(lab_traces(LAB_PREFIX)["namespaces"])  # type: ignore[arg-type]
         yield LabHandle.for_prefix(LAB_PREFIX, Lab(LAB_PREFIX).qemu_enabled())
+        _LAB_UP.clear()
     finally:
         if not LAB_REUSE:
             # the session lab's down is checked too (QEMU guests and libvirt's dnsmasqs included):

@@ -121,9 +121,11 @@ class SwitchSession:
         from kvmtui.core.nlwatch import NetlinkWatcher
 
         def on_fdb(changes: tuple[FdbChange, ...]) -> None:
+            # the time each change was read, not when the coalesced batch came (up to 40 ms
+            # later): a frame between a delete and that moment was decided on the stale entry
             stamp = time.time_ns()
             with self._lock:
-                self._pending.extend((stamp, c) for c in changes)
+                self._pending.extend((c.time_ns or stamp, c) for c in changes)
 
         w = NetlinkWatcher(self.netns, lambda _k: None, on_fdb=on_fdb)
         try:

@@ -478,6 +478,7 @@ class FdbChange:
 
     deleted: bool
     record: FdbRecord
+    time_ns: int = 0  # wall clock when the event was read off the socket (0: unknown)
 
 
 def link_name_of(data: bytes, pos: int, end: int) -> tuple[int, str | None]:

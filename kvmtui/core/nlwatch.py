@@ -207,12 +207,13 @@ class NetlinkWatcher:
             self._decode_messages(data)
 
     def _decode_messages(self, data: bytes) -> None:
+        now = time.time_ns()  # read now; emitted up to window_s later, coalesced
         for mtype, _fl, _seq, pos, end in nlsock.walk(data):
             if mtype in _NEIGH_TYPES and data[pos + 16] == nlsock.AF_BRIDGE:
                 raw = nlfast.decode_fdb(data, pos + 16, end)
                 if raw is not None:
                     rec = nlfast.fdb_record(raw, self._names)
-                    self._fdb.append(FdbChange(mtype == nlsock.RTM_DELNEIGH, rec))
+                    self._fdb.append(FdbChange(mtype == nlsock.RTM_DELNEIGH, rec, now))
             elif mtype == nlsock.RTM_NEWLINK:
                 index, name = nlfast.link_name_of(data, pos + 16, end)
                 if name:

@@ -457,6 +457,8 @@ class KvmApp(App[int]):
     def _refresh_bindings_if_changed(self) -> None:
         # the footer recomposes on every refresh_bindings; the poll re-selects the same things
         # every tick, so recompose only when a key's enabled state really changes
+        if not self.screen_stack:  # set before the app runs (or after it ended)
+            return
         try:
             state = (self.check_action("capture", ()), self.check_action("switch", ()))
         except NoMatches:  # not composed yet
