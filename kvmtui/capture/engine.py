@@ -37,8 +37,9 @@ from dataclasses import dataclass, replace
 
 from kvmtui.capture import bpf
 from kvmtui.capture.correlate import Correlator, HopSpec, PacketRow
-from kvmtui.capture.dhcp import DhcpTracker, DhcpTransaction, HostView
+from kvmtui.capture.dhcp import DhcpTracker, DhcpTransaction
 from kvmtui.capture.ring import PROMISC_EXPLANATION, CaptureError, PacketRing, RawPacket
+from kvmtui.core.hostlinks import host_view, links_or_empty, reresolve_tap
 from kvmtui.core.model import Hop, Network, NicPath
 from kvmtui.core.netns import in_netns
 
@@ -107,96 +108,6 @@ def capture_hops(path: NicPath) -> list[tuple[int, Hop]]:
     return [(i, h) for i, h in enumerate(path.hops) if h.dev and h.role in CAPTURE_ROLES]
 
 
-@dataclass(frozen=True, slots=True)
-class _Lk:
-    name: str
-    index: int
-    mac: str
-    kind: str | None
-    master: int | None
-    addresses: tuple[str, ...]
-
-
-def _link_info(netns: str | None) -> list[_Lk]:
-    """Every link of ``netns`` with its addresses (pyroute2)."""
-    from pyroute2 import IPRoute
-
-    with in_netns(netns):
-        ipr = IPRoute()
-    try:
-        links = ipr.get_links()
-        addrs = ipr.get_addr()
-    finally:
-        ipr.close()
-    by_index: dict[int, list[str]] = {}
-    for a in addrs:
-        by_index.setdefault(a["index"], []).append(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}")
-    out = []
-    for lk in links:
-        info = lk.get_attr("IFLA_LINKINFO")
-        kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
-        out.append(
-            _Lk(
-                str(lk.get_attr("IFLA_IFNAME")),
-                int(lk["index"]),
-                str(lk.get_attr("IFLA_ADDRESS") or "").lower(),
-                kind,
-                lk.get_attr("IFLA_MASTER"),
-                tuple(by_index.get(lk["index"], ())),
-            )
-        )
-    return out
-
-
-def _links_or_empty(netns: str | None) -> list[_Lk]:
-    try:
-        return _link_info(netns)
-    except Exception:  # no such namespace, no netlink: the session says what it cannot open
-        return []
-
-
-def host_view(
-    netns: str | None, networks: Sequence[Network] = (), links: Sequence[_Lk] | None = None
-) -> HostView:
-    """Bridges' MACs and IPs (who is the host on each bridge) and libvirt networks by bridge."""
-    macs: dict[str, str] = {}
-    ips: dict[str, str] = {}
-    for lk in _links_or_empty(netns) if links is None else links:
-        if lk.kind == "bridge":
-            name = str(lk.name)
-            macs[str(lk.mac)] = name
-            for a in lk.addresses:
-                ips[str(a).split("/")[0]] = name
-    nets = {n.bridge: n.name for n in networks if n.bridge and n.mode != "bridge"}
-    return HostView(macs, ips, nets)
-
-
-def reresolve_tap(path: NicPath, netns: str | None) -> NicPath | None:
-    """``path`` with its tap (and bridge) hop pointing at the device now carrying the VM's tap
-    MAC, or None when there is none yet."""
-    mac = path.mac.lower()
-    tap_macs = {"fe" + mac[2:], mac}
-    try:
-        links = _link_info(netns)
-    except Exception:
-        return None
-    names = {lk.index: lk.name for lk in links}
-    for lk in links:
-        if lk.mac in tap_macs and lk.kind != "bridge" and lk.master:
-            tap = str(lk.name)
-            br = names.get(lk.master)
-            hops = []
-            for h in path.hops:
-                if h.role in ("tap", "macvtap"):
-                    hops.append(replace(h, dev=tap))
-                elif h.role == "bridge" and br:
-                    hops.append(replace(h, dev=br))
-                else:
-                    hops.append(h)
-            return replace(path, hops=tuple(hops))
-    return None
-
-
 class CaptureSession:
     """Capture one VM NIC at every hop. Use as a context manager, or start()/stop()."""
 
@@ -245,7 +156,7 @@ class CaptureSession:
         vm_names.setdefault(path.mac.lower(), path.vm)
         # one netlink dump for the bridges' addresses, the uplink's address (a NAT uplink's
         # filter) and the bridge's own MAC (refreshed when the path is re-resolved)
-        self._links = _links_or_empty(netns)
+        self._links = links_or_empty(netns)
         self.view = host_view(netns, self.networks, self._links)
         self.dhcp = DhcpTracker(replace(self.view, uplinks=self._uplinks(path)), vm_names)
         self._ct_cache: tuple[float, str, list[object]] | None = None
@@ -631,7 +542,7 @@ class CaptureSession:
                 self._hops[idx] = nst
             opened.append((old.spec.dev if old else None, spec))
         self.path = new
-        self._links = _links_or_empty(self.netns)
+        self._links = links_or_empty(self.netns)
         self.correlator.set_hops(list(specs.values()))
         for old_dev, spec in opened:
             was = f" (was {old_dev})" if old_dev and old_dev != spec.dev else ""

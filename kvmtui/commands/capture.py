@@ -158,6 +158,9 @@ def _events(batch: CaptureBatch, out: TextIO) -> None:
         print(f"kvmtui: {e.message}", file=out)
 
 
+FATE_WAIT_POLLS = 3  # a lost row waits up to this many polls (0.1 s each) for the kernel's word
+
+
 class _Stopped(Exception):
     """SIGTERM or SIGHUP during a trace: end it like Ctrl-C, with the file and the summary."""
 
@@ -239,13 +242,29 @@ def _trace(args: argparse.Namespace, flt: str | None, out: TextIO) -> int:
     lost = 0
     last = None
     stopped_by = ""
+    waiting: list[list[Any]] = []  # [row, polls it waited for its fate]
     try:
         while printed < count and time.monotonic() < deadline:
             time.sleep(0.1)
             batch = last = sess.poll()
             lost += batch.lost_rows
             _events(batch, sys.stderr)
-            rows = fates.annotate(batch.rows)
+            waiting.extend([r, 0] for r in batch.rows)
+            # a lost packet's drop may reach the trace buffer a poll later: the rows still
+            # without one are asked again, all in one go (one sync of the trace buffer)
+            ask = [w for w in waiting if w[1] < FATE_WAIT_POLLS and w[0].fate is None
+                   and (w[0].missing or w[0].dead_end)]  # fmt: skip
+            for w, r in zip(ask, fates.annotate([w[0] for w in ask]), strict=True):
+                w[0] = r
+                w[1] += 1
+            ready = 0  # rows go out in time order: the head waits, the rest wait behind it
+            for r, tries in waiting:
+                unknown = r.fate is None and (r.missing or r.dead_end)
+                if unknown and tries < FATE_WAIT_POLLS and fates.tracing:
+                    break
+                ready += 1
+            rows = [r for r, _ in waiting[:ready]]
+            del waiting[:ready]
             if stream is not None:
                 stream.write_rows(rows)
             for r in rows:
@@ -263,9 +282,14 @@ def _trace(args: argparse.Namespace, flt: str | None, out: TextIO) -> int:
     finally:
         fates.stop()
         sess.stop()
+    for r, _ in waiting:  # the rows still waiting for their fate when the trace ended
+        if printed >= count:
+            break
+        print(json.dumps(row_json(r)) if as_json else row_text(r), file=out, flush=True)
+        printed += 1
     if stream is not None:
-        with contextlib.suppress(_Stopped, KeyboardInterrupt):
-            stream.write_rows(fates.annotate(sess.poll().rows))  # what came in meanwhile
+        with contextlib.suppress(_Stopped, KeyboardInterrupt):  # what came in meanwhile
+            stream.write_rows([r for r, _ in waiting] + fates.annotate(sess.poll().rows))
         stream.close()
     if stopped_by:
         print(f"kvmtui: stopped by {stopped_by}", file=sys.stderr)

@@ -72,6 +72,11 @@ class FateTracker:
     def error(self) -> str | None:
         return self.tracer.error
 
+    @property
+    def tracing(self) -> bool:
+        """Drops are being traced (started, and the tracer has not failed)."""
+        return self._started and not self.tracer.error
+
     def annotate(self, rows: Sequence[PacketRow]) -> list[PacketRow]:
         """``rows`` with ``fate`` set where the kernel freed the packet on the path."""
         if not self._started or not rows:

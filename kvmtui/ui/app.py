@@ -33,7 +33,7 @@ from kvmtui.ui.identity import Identity, resolve
 from kvmtui.ui.keymap import config_path, load_keymap
 from kvmtui.ui.messages import CountersReady, DiagnosisReady, GoTo, SnapshotReady
 from kvmtui.ui.screens.doctor import DoctorScreen
-from kvmtui.ui.screens.help import HelpRow, HelpScreen
+from kvmtui.ui.screens.help import HelpRow, HelpScreen, help_rows
 from kvmtui.ui.screens.hostdoctor import HostDoctorScreen
 from kvmtui.ui.screens.lessons import LessonsScreen, Trigger
 from kvmtui.ui.screens.switch import SwitchFactory, SwitchScreen
@@ -50,20 +50,6 @@ RETRY_S = 3.0
 DOCTOR_EVERY_S = 2.0  # at most one read of the host's facts per this many seconds
 
 DoctorFn = Callable[[HostSnapshot], HostDiagnosis]
-
-SECTION_NAMES = {
-    "KvmApp": "Everywhere",
-    "HostTree": "Host tree",
-    "HostPane": "Host pane",
-    "MacPane": "MAC table",
-    "MacTable": "MAC table rows",
-    "VimTable": "Table",
-    "NetworksPane": "Networks",
-    "VmsPane": "VMs",
-    "Screen": "Screen",
-    "TabbedContent": "Tabs",
-    "Tabs": "Tabs",
-}
 
 
 def _one_line(exc: BaseException) -> str:
@@ -540,29 +526,7 @@ class KvmApp(App[int]):
 
     def help_rows(self) -> tuple[str, list[HelpRow]]:
         """The keys that work where the focus is (nearest widget first), keymap applied."""
-        focused = self.focused
-        chain: list[object] = list(focused.ancestors_with_self) if focused else [self.screen, self]
-        title = SECTION_NAMES.get(type(focused).__name__, type(focused).__name__) if focused else ""
-        grouped: dict[tuple[int, str, str], list[str]] = {}
-        info: dict[tuple[int, str, str], tuple[str, str | None]] = {}
-        # Screen.active_bindings: the bindings reachable from the focused widget, keymap applied
-        for key, active in self.screen.active_bindings.items():
-            b = active.binding
-            if not b.description or b.system:
-                continue
-            node = active.node
-            depth = chain.index(node) if node in chain else len(chain)
-            section = SECTION_NAMES.get(type(node).__name__, type(node).__name__)
-            group = (depth, section, b.action)
-            grouped.setdefault(group, []).append(self.get_key_display(b) if key == b.key else key)
-            if group not in info or (info[group][1] is None and b.id):
-                info[group] = (b.description, b.id)
-        rows = []
-        for group in sorted(grouped, key=lambda g: g[0]):
-            description, binding_id = info[group]
-            keys = ", ".join(dict.fromkeys(grouped[group]))
-            rows.append(HelpRow(group[1], keys, description, binding_id))
-        return title, rows
+        return help_rows(self)
 
     def action_help(self) -> None:
         title, rows = self.help_rows()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.markup import escape
@@ -19,6 +19,48 @@ class HelpRow:
     key: str
     description: str
     binding_id: str | None
+
+
+SECTION_NAMES = {
+    "KvmApp": "Everywhere",
+    "HostTree": "Host tree",
+    "HostPane": "Host pane",
+    "MacPane": "MAC table",
+    "MacTable": "MAC table rows",
+    "VimTable": "Table",
+    "NetworksPane": "Networks",
+    "VmsPane": "VMs",
+    "Screen": "Screen",
+    "TabbedContent": "Tabs",
+    "Tabs": "Tabs",
+}
+
+
+def help_rows(app: App[Any]) -> tuple[str, list[HelpRow]]:
+    """The keys that work where the focus is (nearest widget first), keymap applied."""
+    focused = app.focused
+    chain: list[object] = list(focused.ancestors_with_self) if focused else [app.screen, app]
+    title = SECTION_NAMES.get(type(focused).__name__, type(focused).__name__) if focused else ""
+    grouped: dict[tuple[int, str, str], list[str]] = {}
+    info: dict[tuple[int, str, str], tuple[str, str | None]] = {}
+    # Screen.active_bindings: the bindings reachable from the focused widget, keymap applied
+    for key, active in app.screen.active_bindings.items():
+        b = active.binding
+        if not b.description or b.system:
+            continue
+        node = active.node
+        depth = chain.index(node) if node in chain else len(chain)
+        section = SECTION_NAMES.get(type(node).__name__, type(node).__name__)
+        group = (depth, section, b.action)
+        grouped.setdefault(group, []).append(app.get_key_display(b) if key == b.key else key)
+        if group not in info or (info[group][1] is None and b.id):
+            info[group] = (b.description, b.id)
+    rows = []
+    for group in sorted(grouped, key=lambda g: g[0]):
+        description, binding_id = info[group]
+        keys = ", ".join(dict.fromkeys(grouped[group]))
+        rows.append(HelpRow(group[1], keys, description, binding_id))
+    return title, rows
 
 
 INTRO = (
