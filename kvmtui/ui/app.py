@@ -216,6 +216,8 @@ class KvmApp(App[int]):
 
     @on(SnapshotReady)
     def _snapshot_ready(self, message: SnapshotReady) -> None:
+        if self._stop.is_set():
+            return
         snap = message.snapshot
         if self.first_snapshot_at is None:
             self.first_snapshot_at = time.monotonic()
@@ -370,7 +372,10 @@ class KvmApp(App[int]):
         self._problems_text = [f"{p.source}: {p.message}" for p in problems]
         if self.trouble:
             self._problems_text.insert(0, self.trouble)
-        self.query_one(ProblemBar).show(problems, self.trouble)
+        # a snapshot can land while the app shuts down and its widgets are already gone
+        base = self.screen_stack[0] if self.screen_stack else None
+        for bar in base.query(ProblemBar) if base is not None else ():
+            bar.show(problems, self.trouble)
 
     # --- actions ----------------------------------------------------------------------------
 

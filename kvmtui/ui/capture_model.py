@@ -230,6 +230,7 @@ class CaptureModel:
         self.lost_rows = 0
         self.not_shown = 0
         self.batches = 0
+        self.evicted = 0  # rows that fell out of the kept history (an export lacks them)
 
     def ingest(self, batch: CaptureBatch, filters: Filters) -> list[tuple[str, PacketRow]]:
         self.batches += 1
@@ -238,6 +239,8 @@ class CaptureModel:
         for row in batch.rows:
             self._next += 1
             item = (str(self._next), row)
+            if len(self.rows) == self.rows.maxlen:
+                self.evicted += 1
             self.rows.append(item)
             if matches(row, filters.proto, filters.direction):
                 new.append(item)
@@ -266,6 +269,7 @@ class CaptureModel:
         self.rows.clear()
         self.tx.clear()
         self.not_shown = 0
+        self.evicted = 0
 
     def all_rows(self) -> list[PacketRow]:
         return [r for _, r in self.rows]

@@ -896,3 +896,17 @@ def test_not_root_real_session_says_so_without_a_traceback() -> None:
     state, note = cp.stdout.strip().splitlines()[-2:]
     assert state == "failed"
     assert note == "capturing needs root (or CAP_NET_RAW and CAP_NET_ADMIN): run kvmtui as root"
+
+
+def test_model_counts_rows_that_leave_the_kept_history() -> None:
+    """An export holds the kept rows only: the model counts the ones that fell out, so the
+    screen can say the file is not the whole session (it said nothing before)."""
+    from kvmtui.ui.capture_model import CaptureModel, Filters
+
+    rows, _ = nat_capture()
+    model = CaptureModel(keep=5)
+    model.ingest(batch(sample_path("nat-light"), rows), Filters())
+    assert len(model.all_rows()) == 5
+    assert model.evicted == len(rows) - 5
+    model.clear()
+    assert model.evicted == 0

@@ -422,6 +422,11 @@ class CaptureScreen(Screen[None]):
             self._note(f"export to {message.path} failed: {message.error}", "error")
             return
         text = f"wrote {message.packets} packets ({message.rows} rows) to {message.path}"
+        if self.model.evicted:  # say it: the file is not the whole session
+            text += (
+                f"; the {self.model.evicted} oldest rows had left the kept history "
+                "(kvmtui trace --pcap writes a whole session)"
+            )
         self.notify(text, timeout=6)
         self._note(text, "ok")
 
