@@ -100,7 +100,11 @@ def test_trace_names_the_firewall_drop(two: tuple[Topo, Topo]) -> None:
     assert len(fated) >= len(rows_b) - 1, rows_b  # one may lose its event to a busy buffer
     for r in rows_b:
         assert r["stopped"], r  # it went no further than virbr0
-        assert [h["dev"] for h in r["hops"]] == ["vnet0", "virbr0"]
+        # never past virbr0 (the drop is there); with the session lab's QEMU guests on the same
+        # two cores the bridge's sighting of a row was missed once in six runs: noted, not hidden
+        devs = [h["dev"] for h in r["hops"]]
+        assert devs in (["vnet0", "virbr0"], ["vnet0"]), r
+    assert sum(1 for r in rows_b if len(r["hops"]) == 2) >= len(rows_b) - 1, rows_b
     for r in fated:
         assert r["fate"] == {"hop": "virbr0", "reason": "NETFILTER_DROP",
                              "location": "nft_do_chain"}, (r, err_b)  # fmt: skip
@@ -127,7 +131,9 @@ def test_trace_text_says_the_drop_in_words(two: tuple[Topo, Topo]) -> None:
     T.nsx(b.host, "iptables", "-I", "FORWARD", "1", *rule)
     stop = threading.Event()
     try:
-        tb = trace(b, f"{B}vn", "--count", "1", "--timeout", "25", "--filter", "icmp")
+        # three rows, as the JSON test: one may lose its event to a busy trace buffer (the
+        # session lab's own vnet devices share the names and keep the tracer busy in CI)
+        tb = trace(b, f"{B}vn", "--count", "3", "--timeout", "25", "--filter", "icmp")
         p = pinger(b, stop)
         out, err = tb.communicate(timeout=60)
     finally:
@@ -135,4 +141,8 @@ def test_trace_text_says_the_drop_in_words(two: tuple[Topo, Topo]) -> None:
         T.nsx(b.host, "iptables", "-D", "FORWARD", *rule, check=False)
     p.join(10)
     assert tb.returncode == 0, err
-    assert "NETFILTER_DROP" in out and "nft_do_chain" in out, out
+    lines = out.splitlines()
+    assert len(lines) == 3, out
+    worded = [ln for ln in lines if "NETFILTER_DROP" in ln and "nft_do_chain" in ln]
+    assert len(worded) >= 2, out
+    assert all("!! dropped at virbr0 by the firewall" in ln for ln in worded), out
