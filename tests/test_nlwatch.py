@@ -338,7 +338,9 @@ def test_fdb_client_contract_survives_overrun(ns: Ns) -> None:
 
     with NetlinkWatcher(ns.name, on_change, rcvbuf=4096, on_fdb=on_fdb) as w:
         ns.add_fdb(b"\x02\x00\x00\x00\x03\x01")
-        time.sleep(0.05)
+        t0 = time.monotonic()  # the first change handed over alone before the burst, even loaded
+        while not batches and time.monotonic() - t0 < 5:
+            time.sleep(0.01)
         ns.add_fdb_burst(1000, tag=4)
         time.sleep(0.4)
         rec.quiet(0.3)

@@ -32,6 +32,8 @@ RANK_DROP = 1  # the kernel said where and why: outranks every inference
 RANK_DHCP = 40
 RANK_ARP = 45
 RANK_LOST = 50
+LOST_MIN = 2  # packets lost after the tap before it is a finding
+LOST_SHARE = 0.25  # ... and at least this share of what the VM sent through the tap
 
 
 def _gateways(snap: HostSnapshot, path: NicPath) -> set[str]:
@@ -173,13 +175,18 @@ def _lost_findings(path: NicPath, rows: Sequence[PacketRow]) -> list[Finding]:
     ]
     if not lost:
         return []
+    sent = sum(1 for r in rows if r.direction == "out" and r.hops and r.hops[0].dev == tap)
+    # a break loses (nearly) everything; one packet in many not seen on the bridge is the
+    # capture's own miss on a loaded host (it happened on a healthy lab in CI), not a finding
+    if len(lost) < LOST_MIN or len(lost) < LOST_SHARE * sent:
+        return []
     nxt = lost[0].missing[0]
     return [
         Finding(
             "watch.lost_after_tap",
             "error",
             nxt,
-            f"{len(lost)} packets from the VM were seen on {tap} and never on {nxt}",
+            f"{len(lost)} of {sent} packets from the VM were seen on {tap} and never on {nxt}",
             (Fact(f"e.g. {lost[0].summary}: {lost[0].stopped}", "wire"),),
             f"check {tap}'s bridge port (bridge link show dev {tap}: state forwarding?) "
             "and the bridge's filters",
