@@ -19,7 +19,7 @@ For the UI (and any client)::
                          # filter, message (PROMISC_EXPLANATION on the bridge hop)
     batch.events         # CaptureEvent: "tap vnet0 vanished ...", "tap is back as vnet5"
     batch.skipped        # frames read but not correlated (flood backlog, or paused)
-    s.pause(); s.resume(); s.clear(); s.export_pcapng(path); s.stop()
+    s.pause(); s.resume(); s.clear(); s.stop()
 
 Modules: ``ring`` (TPACKET_V3 per hop), ``bpf`` (libpcap compile + SO_ATTACH_FILTER),
 ``decode`` (struct parse, never raises), ``correlate`` (rows across hops), ``dhcp``

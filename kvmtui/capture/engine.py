@@ -139,7 +139,6 @@ class CaptureSession:
         self.backlog = backlog
         self.window_ns = int(window_s * 1e9)
         self.block_size, self.block_nr = block_size, block_nr
-        self.rows: deque[PacketRow] = deque(maxlen=max_rows)  # everything kept (for export)
         self._new: deque[PacketRow] = deque(maxlen=max_rows)
         self._dhcp_new: dict[tuple[int, str], DhcpTransaction] = {}
         self._events: deque[CaptureEvent] = deque(maxlen=1000)
@@ -330,24 +329,11 @@ class CaptureSession:
 
     def clear(self) -> None:
         with self._lock:
-            self.rows.clear()
             self._new.clear()
-
-    def all_rows(self) -> tuple[PacketRow, ...]:
-        with self._lock:
-            return tuple(self.rows)
 
     def transactions(self) -> tuple[DhcpTransaction, ...]:
         with self._lock:
             return self.dhcp.transactions()
-
-    def export_pcapng(self, path: str, overwrite: bool = False) -> int:
-        """Write every kept row as pcapng (one interface per hop); returns packets written.
-        The file is created safely (kvmtui.capture.pcapng.open_export)."""
-        from kvmtui.capture.pcapng import write_rows
-
-        n: int = write_rows(path, self.all_rows(), overwrite)
-        return n
 
     # -- worker -------------------------------------------------------------------------------
 
@@ -450,7 +436,6 @@ class CaptureSession:
                         if len(self._new) == self._new.maxlen:
                             self.lost_rows += 1
                         self._new.append(r)
-                        self.rows.append(r)
                     for tx in dhcp_updates:
                         self._dhcp_new[(tx.xid, tx.client)] = tx
             now = time.monotonic()
@@ -462,7 +447,6 @@ class CaptureSession:
         with self._lock:
             for r in rows:
                 self._new.append(r)
-                self.rows.append(r)
 
     def _exists(self, dev: str, ifindex: int) -> bool:
         try:

@@ -132,56 +132,15 @@ def open_export(path: str, overwrite: bool = False) -> BinaryIO:
     return os.fdopen(fd, "wb")
 
 
-class PcapngWriter:
-    """Streams blocks to a file; interfaces are added as their first packet comes. The file is
-    opened by :func:`open_export` (no symlinks, 0600, no silent overwrite)."""
-
-    def __init__(self, path: str, overwrite: bool = False) -> None:
-        self._stdout = path == "-"
-        self.f = open_export(path, overwrite)
-        self.f.write(shb())
-        self.ifaces: dict[str, int] = {}
-        self.count = 0
-
-    def interface(self, dev: str, description: str = "") -> int:
-        if dev not in self.ifaces:
-            self.ifaces[dev] = len(self.ifaces)
-            self.f.write(idb(dev, description))
-        return self.ifaces[dev]
-
-    def write(
-        self, dev: str, ts_ns: int, data: bytes, wire_len: int, outgoing: bool | None = None,
-        comment: str = "", description: str = "",
-    ) -> None:  # fmt: skip
-        i = self.interface(dev, description)
-        self.f.write(epb(i, ts_ns, data, wire_len, outgoing, comment))
-        self.count += 1
-
-    def close(self) -> None:
-        if self._stdout:
-            self.f.flush()
-        else:
-            self.f.close()
-
-    def __enter__(self) -> PcapngWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 def write_rows(path: str, rows: Iterable[PacketRow], overwrite: bool = False) -> int:
-    """Every sighting of every row, under its hop's interface, in time order."""
-    items = []
-    for r in rows:
-        for s in r.hops:
-            items.append((s.time_ns, r, s))
-    items.sort(key=lambda x: x[0])
-    with PcapngWriter(path, overwrite) as w:
-        for _, r, s in items:
-            w.write(
-                s.dev, s.time_ns, s.data, s.wire_len, s.outgoing,
-                comment=f"row {r.seq}: {r.direction}, {s.role} {s.dev}",
-                description=f"kvmtui hop: {s.role}",
-            )  # fmt: skip
-        return w.count
+    """Every sighting of every row, under its hop's interface, in time order; the frames
+    written. The same writer as ``trace --pcap`` (:mod:`kvmtui.capture.pcapstream`), in one go;
+    a write that fails (a full disk) raises OSError with the stream's line."""
+    from kvmtui.capture.pcapstream import PcapngStream
+
+    stream = PcapngStream(path, overwrite)
+    stream.write_rows(rows)
+    stream.close()
+    if stream.error:
+        raise OSError(stream.error)
+    return stream.frames

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable
 
 from kvmtui.capture.correlate import PacketRow
-from kvmtui.capture.pcapng import check_export_path, epb, idb, open_export, shb
+from kvmtui.capture.pcapng import epb, idb, open_export, shb
 
 FLUSH_EVERY_S = 1.0
 
@@ -69,10 +69,8 @@ class PcapngStream:
             self._index = 0  # a ring: the oldest of our own files is written again
         name = self._name(self._index)
         # our own earlier file may be overwritten; anything else there is refused as at start
-        mine = name in self.names
-        if not mine:
-            check_export_path(name, self._overwrite)
-        self._open(name, overwrite=mine or self._overwrite)
+        # (open_export: O_EXCL, or the overwrite checks)
+        self._open(name, overwrite=name in self.names or self._overwrite)
 
     def _close_file(self) -> None:
         self.flush()

@@ -161,6 +161,11 @@ def _events(batch: CaptureBatch, out: TextIO) -> None:
 FATE_WAIT_POLLS = 3  # a lost row waits up to this many polls (0.1 s each) for the kernel's word
 
 
+def _awaits_fate(row: PacketRow, tries: int) -> bool:
+    """A row that went missing on the path, with no drop reason yet and polls left to wait."""
+    return tries < FATE_WAIT_POLLS and row.fate is None and bool(row.missing or row.dead_end)
+
+
 class _Stopped(Exception):
     """SIGTERM or SIGHUP during a trace: end it like Ctrl-C, with the file and the summary."""
 
@@ -252,15 +257,13 @@ def _trace(args: argparse.Namespace, flt: str | None, out: TextIO) -> int:
             waiting.extend([r, 0] for r in batch.rows)
             # a lost packet's drop may reach the trace buffer a poll later: the rows still
             # without one are asked again, all in one go (one sync of the trace buffer)
-            ask = [w for w in waiting if w[1] < FATE_WAIT_POLLS and w[0].fate is None
-                   and (w[0].missing or w[0].dead_end)]  # fmt: skip
+            ask = [w for w in waiting if _awaits_fate(w[0], w[1])]
             for w, r in zip(ask, fates.annotate([w[0] for w in ask]), strict=True):
                 w[0] = r
                 w[1] += 1
             ready = 0  # rows go out in time order: the head waits, the rest wait behind it
             for r, tries in waiting:
-                unknown = r.fate is None and (r.missing or r.dead_end)
-                if unknown and tries < FATE_WAIT_POLLS and fates.tracing:
+                if fates.tracing and _awaits_fate(r, tries):
                     break
                 ready += 1
             rows = [r for r, _ in waiting[:ready]]

@@ -126,6 +126,7 @@ class KvmApp(App[int]):
         self.first_paint_at: float | None = None
         self.first_snapshot_at: float | None = None
         self._doctor = doctor
+        self._bindings_state: tuple[bool | None, bool | None] | None = None  # footer keys shown
         self._doctor_every_s = doctor_every_s
         self._doctor_busy = False
         self._doctor_last = -1e9
@@ -454,7 +455,7 @@ class KvmApp(App[int]):
             state = (self.check_action("capture", ()), self.check_action("switch", ()))
         except NoMatches:  # not composed yet
             return
-        if state != getattr(self, "_bindings_state", None):
+        if state != self._bindings_state:
             self._bindings_state = state
             self.refresh_bindings()
 

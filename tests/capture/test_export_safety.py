@@ -13,14 +13,18 @@ from typing import Any
 
 import pytest
 
-from kvmtui.capture.pcapng import ExportRefused, PcapngWriter, export_dir, open_export
+from kvmtui.capture.pcapng import ExportRefused, export_dir, open_export, write_rows
 from kvmtui.capture.pcapstream import PcapngStream
 
 
 def _write(path: Path, overwrite: bool = False) -> int:
-    with PcapngWriter(str(path), overwrite) as w:
-        w.write("vnet0", 1_000_000_000, b"\x00" * 60, 60)
-        return w.count
+    """One row of a real capture written with the exporter: the frames written (one per hop
+    it was seen on)."""
+    return write_rows(str(path), _rows()[:1], overwrite)
+
+
+def _one_row_frames() -> int:
+    return len(_rows()[0].hops)
 
 
 def test_symlink_is_never_followed(tmp_path: Path) -> None:
@@ -41,7 +45,7 @@ def test_existing_file_needs_overwrite_and_must_be_regular(tmp_path: Path) -> No
     with pytest.raises(ExportRefused, match="exists"):
         _write(path)
     assert path.read_bytes() == b"old"
-    assert _write(path, overwrite=True) == 1
+    assert _write(path, overwrite=True) == _one_row_frames()
     assert path.read_bytes()[:4] == b"\x0a\x0d\x0d\x0a"  # a pcapng section header now
     with pytest.raises(ExportRefused, match="not a regular file"):
         _write(tmp_path, overwrite=True)
