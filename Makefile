@@ -24,7 +24,8 @@ FAST_TESTS := tests/capture/test_correlate.py tests/capture/test_decode.py \
 	tests/capture/test_dhcp_unit.py tests/test_paths.py tests/test_replay.py \
 	tests/test_seam_roundtrip.py tests/test_import_hygiene.py tests/test_connect_timeout.py \
 	tests/ui/test_imports.py tests/ui/test_snapshots.py tests/ui/test_doctor_screen.py \
-	tests/ui/test_lessons_screen.py tests/ui/test_switch_screen.py tests/ui/test_capture_fate.py
+	tests/ui/test_lessons_screen.py tests/ui/test_switch_screen.py tests/ui/test_capture_fate.py \
+	tests/ui/test_vlan_rows.py
 
 .PHONY: demo test test-fast deps venv lint lab-up lab-down lab-status bench screenshots clean
 

@@ -114,6 +114,20 @@ class _Open:
     def has_hop(self, hop: int) -> bool:
         return any(s.hop == hop for s in self.sightings)
 
+    def same_vlan(self, f: Frame) -> bool:
+        """Can ``f`` be this packet at another hop? A bridge or a VLAN device pushes and pops
+        outer tags but never rewrites the ones it keeps, so of two tag stacks one ends the
+        other: () and (20,) and (100, 20) are one packet, (20,) and (30,) are two."""
+        a = f.vlans
+        if not a:
+            return True
+        for s in self.sightings:
+            b = s.frame.vlans
+            short, long = (a, b) if len(a) <= len(b) else (b, a)
+            if short and long[len(long) - len(short) :] != short:
+                return False
+        return True
+
 
 NatCheck = Callable[[int, tuple[object, ...], tuple[object, ...]], tuple[bool | None, str | None]]
 
@@ -180,6 +194,10 @@ class Correlator:
         s = Sighting(hop, spec.dev, spec.role, ts, pkttype == PACKET_OUTGOING, wire, data, frame)
         key = frame.key
         cur = self._open.get(key)
+        if cur is not None and not cur.same_vlan(frame):
+            # the same bytes on another VLAN: another packet, kept apart by its inner tag
+            key = (*key, "vlan", frame.vlans[-1])
+            cur = self._open.get(key)
         if cur is not None and (cur.has_hop(hop) or ts - cur.last_ns > self.window_ns):
             # the same bytes again at a hop that already saw them: another packet
             self._ready.append(self._open.pop(key))

@@ -21,6 +21,7 @@ ETH_P_ARP = 0x0806
 ETH_P_IPV6 = 0x86DD
 ETH_P_8021Q = 0x8100
 ETH_P_8021AD = 0x88A8
+ETH_P_QINQ1 = 0x9100  # the pre-802.1ad QinQ outer tag some switches still send
 
 IPPROTO_ICMP = 1
 IPPROTO_TCP = 6
@@ -90,7 +91,8 @@ class Frame:
     src_mac: str = ""
     dst_mac: str = ""
     ethertype: int = 0
-    vlan: int | None = None
+    vlan: int | None = None  # the outer 802.1Q/802.1ad tag's VLAN ID
+    vlans: tuple[int, ...] = ()  # every tag's VLAN ID, outer first (QinQ: (S-VID, C-VID))
     net: str = "other"  # ipv4, ipv6, arp, other
     src_ip: str | None = None
     dst_ip: str | None = None
@@ -127,8 +129,19 @@ class Frame:
             return (self.src_ip, self.icmp_id, self.dst_ip, self.icmp_id)
         return (self.src_ip, self.sport, self.dst_ip, self.dport)
 
-    def summary(self) -> str:
-        """One short human line: 'ICMP echo-request 192.168.122.5 > 198.51.100.1 id 7 seq 1'."""
+    @property
+    def vlan_label(self) -> str:
+        """'vlan 20', 'vlan 100.20' (QinQ: outer.inner), or '' for an untagged frame."""
+        return "vlan " + ".".join(map(str, self.vlans)) if self.vlans else ""
+
+    def summary(self, tags: bool = True) -> str:
+        """One short human line: 'ICMP echo-request 192.168.122.5 > 198.51.100.1 id 7 seq 1',
+        after 'vlan 20: ' when the frame is tagged (as tcpdump -e puts the tag first) unless
+        ``tags`` is False."""
+        line = self._summary()
+        return f"{self.vlan_label}: {line}" if tags and self.vlans else line
+
+    def _summary(self) -> str:
         if self.dhcp is not None:
             d = self.dhcp
             ip = d.yiaddr if d.yiaddr != "0.0.0.0" else (d.requested_ip or d.ciaddr)
@@ -243,13 +256,18 @@ def _decode(data: bytes) -> Frame:
         return Frame(length=n, error="truncated ethernet header")
     dst, src, etype = _ETH.unpack_from(data)
     off = 14
-    vlan = None
-    while etype in (ETH_P_8021Q, ETH_P_8021AD) and off + 4 <= n:
+    tags: list[int] = []
+    while etype in (ETH_P_8021Q, ETH_P_8021AD, ETH_P_QINQ1) and off + 4 <= n and len(tags) < 8:
         tci, etype = _VLAN.unpack_from(data, off)
-        if vlan is None:
-            vlan = tci & 0x0FFF
+        tags.append(tci & 0x0FFF)
         off += 4
+    vlan = tags[0] if tags else None
+    if etype in (ETH_P_8021Q, ETH_P_8021AD, ETH_P_QINQ1):
+        why = "more than 8 VLAN tags" if len(tags) == 8 else "truncated VLAN tag"
+        return Frame(length=n, src_mac=mac_str(src), dst_mac=mac_str(dst), ethertype=etype,
+                     vlan=vlan, vlans=tuple(tags), error=why)  # fmt: skip
     base: dict[str, Any] = {
+        "vlans": tuple(tags),
         "length": n,
         "src_mac": mac_str(src),
         "dst_mac": mac_str(dst),
@@ -299,6 +317,8 @@ def _ipv4(data: bytes, off: int, base: dict[str, Any], vlan: int | None) -> Fram
     )
     if vihl >> 4 != 4 or ihl < 20:
         return Frame(**common, error="bad IPv4 header")
+    if off + ihl > n:
+        return Frame(**common, error=f"truncated IPv4 header ({ihl} bytes said, {n - off} there)")
     end = min(n, off + total) if total >= ihl else n
     l4 = off + ihl
     if frag & 0x1FFF:  # a later fragment: no L4 header here

@@ -120,6 +120,7 @@ def row_json(r: PacketRow) -> dict[str, Any]:
                 "time": s.time_ns / 1e9,
                 "offset_us": round((s.time_ns - r.time_ns) / 1000, 3),
                 "outgoing": s.outgoing,
+                "vlan": list(s.frame.vlans),
             }
             for s in r.hops
         ],
@@ -128,6 +129,7 @@ def row_json(r: PacketRow) -> dict[str, Any]:
         "src_mac": f.src_mac,
         "dst_mac": f.dst_mac,
         "proto": f.proto,
+        "vlan": list(f.vlans),
         "sport": f.sport,
         "dport": f.dport,
         "summary": r.summary,
@@ -141,7 +143,11 @@ def row_json(r: PacketRow) -> dict[str, Any]:
 
 def row_text(r: PacketRow) -> str:
     ts = datetime.fromtimestamp(r.time_ns / 1e9).strftime("%H:%M:%S.%f")
-    hops = ", ".join(f"{dev} +{us:.0f}us" for dev, us in r.offsets_us())
+    hops = ", ".join(
+        f"{s.dev} +{us:.0f}us"
+        + (f" {s.frame.vlan_label}" if s.frame.vlans != r.frame.vlans else "")
+        for s, (_dev, us) in zip(r.hops, r.offsets_us(), strict=True)
+    )
     line = f"{ts} {r.direction:<3} {r.summary}  [{hops}]"
     if r.nat is not None:
         ok = {True: "conntrack agrees", False: "conntrack disagrees", None: "not checked"}

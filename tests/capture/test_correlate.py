@@ -189,3 +189,38 @@ def test_hops_in_path_order_even_when_the_bridge_is_stamped_after_the_uplink() -
     assert row.missing == () and row.stopped is None
     assert row.time_ns == t0
     assert dict(row.offsets_us()) == {"vnet1": 0.0, "br0": 5.0, "ens9": 3.0}
+
+
+BR_HOPS = [
+    HopSpec(0, "vnet1", "tap", True),
+    HopSpec(1, "br0", "bridge", True),
+    HopSpec(2, "ens9", "uplink", True),
+]
+
+
+def tagged(vlans: tuple[int, ...], data: bytes) -> bytes:
+    """``data`` with 802.1Q tags pushed after the MACs, outer first."""
+    tags = b"".join(b"\x81\x00" + v.to_bytes(2, "big") for v in vlans)
+    return data[:12] + tags + data[12:]
+
+
+def test_vlan_tag_pushed_on_the_uplink_is_one_packet_another_vlan_is_another() -> None:
+    """A VLAN-aware bridge sends the VM's untagged frame out of its trunk with tag 20 (and a
+    provider bridge adds an outer 100): one packet, each hop with the tags it carried there.
+    The same bytes on VLAN 30 are another VM's packet, not a third sighting of this one."""
+    c = Correlator(BR_HOPS, VM, "bridge", local_macs=[NET], window_ns=300 * MS)
+    req = ping("10.0.0.50", "10.0.0.1", VM, UP, 7, 1, 300)
+    c.add(pkt(1.00, 0, req))
+    c.add(pkt(1.01, 1, tagged((20,), req)))
+    c.add(pkt(1.02, 2, tagged((30,), req), out=True))  # not ours: VLAN 30
+    c.add(pkt(1.03, 2, tagged((100, 20), req), out=True))
+    rows = c.flush(int(2000 * MS), force=True)
+    ours = [r for r in rows if r.hops[0].dev == "vnet1"]
+    assert len(ours) == 1
+    r = ours[0]
+    assert [(h.dev, h.frame.vlans) for h in r.hops] == [
+        ("vnet1", ()), ("br0", (20,)), ("ens9", (100, 20))
+    ]  # fmt: skip
+    assert not r.missing and r.frame.vlans == ()
+    # the VLAN 30 sighting did not join: it stands alone (and is only on the uplink)
+    assert all(h.frame.vlans != (30,) for row in ours for h in row.hops)

@@ -282,3 +282,71 @@ def test_kernel_drop_counters(topo: Topo) -> None:
         assert 1990 <= st.received + st.dropped <= 2000
     finally:
         ring.close()
+
+
+def _send_from(topo: Topo, vm: T.TVm, frames: list[bytes], gap: float = 0.05) -> None:
+    """Frames sent as they are from the VM's eth0 (AF_PACKET in its namespace)."""
+    import socket
+
+    from kvmtui.core.netns import in_netns
+
+    with in_netns(topo.ns(vm)):
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    try:
+        sock.bind(("eth0", 0))
+        for f in frames:
+            sock.send(f)
+            time.sleep(gap)
+    finally:
+        sock.close()
+
+
+def test_vlan_tagged_and_malformed_frames_sent_live_from_a_vm(topo: Topo) -> None:
+    """A VM (a trunk, as Proxmox VMs often are) sends 802.1Q and QinQ frames through a bridge
+    without VLAN filtering, and garbage: the tags are on the rows (the kernel takes the outer
+    one off into the packet's metadata; the engine puts it back), each tagged packet is one
+    row across tap, bridge and uplink, and the malformed frames neither stop the capture nor
+    lose the next ping."""
+    from scapy.layers.inet import ICMP, IP
+    from scapy.layers.l2 import Dot1Q, Ether
+
+    from kvmtui.commands.capture import row_json, row_text
+
+    vm = T.BR_VM
+
+    def echo(ident: int, *tags: tuple[int, int]) -> bytes:
+        p = Ether(src=vm.mac, dst=T.LAN_MAC, type=tags[0][0] if tags else 0x0800)
+        for i, (_tpid, vid) in enumerate(tags):
+            p = p / Dot1Q(vlan=vid, type=tags[i + 1][0] if i + 1 < len(tags) else 0x0800)
+        return bytes(p / IP(src=vm.ip, dst="10.0.0.1", id=7000 + ident) / ICMP(id=ident) / b"q")
+
+    good = [echo(1, (0x8100, 20)), echo(2, (0x88A8, 100), (0x8100, 20))]
+    eth = bytes.fromhex(T.LAN_MAC.replace(":", "")) + bytes.fromhex(vm.mac.replace(":", ""))
+    bad = [
+        eth + b"\x81\x00",  # a tag with nothing in it: the kernel frees it before any tap
+        eth + b"\x81\x00\x00\x14\x08\x00" + b"\x45\x00\x00",  # truncated IPv4 header
+        eth + b"\x08\x00" + b"\x4f" + bytes(30),  # IHL 60 bytes in a 31-byte packet
+        eth + b"\x88\xa8" * 20,  # tags all the way down
+    ]
+    with CaptureSession(T.br_path(), netns=topo.host) as s:
+        _send_from(topo, vm, good + bad)
+        assert "2 packets received" in topo.ping(vm, "10.0.0.1", count=2)
+        rows, _ = collect(s, 1.2)
+        assert s.poll() is not None  # still capturing
+    tagged = {r.frame.icmp_id: r for r in rows if r.frame.vlans and r.frame.proto == "icmp"}
+    assert set(tagged) == {1, 2}, [r.summary for r in rows]
+    for ident, vlans in ((1, (20,)), (2, (100, 20))):
+        r = tagged[ident]
+        assert [h.dev for h in r.hops] == ["vnet1", "br0", "ens9"], r.hops
+        assert all(h.frame.vlans == vlans for h in r.hops)
+        assert r.summary.startswith("vlan " + ".".join(map(str, vlans)) + ": ICMP echo-request")
+        j = row_json(r)
+        assert j["vlan"] == list(vlans) and all(h["vlan"] == list(vlans) for h in j["hops"])
+        assert "vlan" in row_text(r)
+    # each malformed frame is a row that says what is wrong with it, not dropped silently
+    errors = {r.frame.error for r in rows if r.frame.error}
+    assert errors == {
+        "truncated IPv4 header", "more than 8 VLAN tags",
+        "truncated IPv4 header (60 bytes said, 31 there)",
+    }, [r.summary for r in rows]  # fmt: skip
+    assert len(icmp_rows([r for r in rows if not r.frame.vlans], 8)) == 2  # the pings after

@@ -32,7 +32,8 @@ def row_header(row: PacketRow, num: str | None = None) -> list[str]:
     for s in row.hops:
         side = "sent by" if s.outgoing else "received on"
         us = (s.time_ns - row.time_ns) / 1000.0
-        hops.append(f"{escape(s.dev)} ({s.role}, {side}) {offset_text(us)}")
+        tag = f", {s.frame.vlan_label}" if s.frame.vlans != f.vlans else ""
+        hops.append(f"{escape(s.dev)} ({s.role}, {side}{tag}) {offset_text(us)}")
     lines.append("hops: " + " → ".join(hops))
     n = row.nat
     if n is not None:

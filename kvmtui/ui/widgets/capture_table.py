@@ -79,7 +79,8 @@ def narrow_proto(f: Frame) -> str:
     """``proto_info`` in fewer columns (80x24): 'ICMP echo-req seq 1', 'DHCP Offer' (the
     offered IP is the flow's destination; the DHCP view and the detail pane have it)."""
     if f.dhcp is not None:
-        return f"DHCP {f.dhcp.msg_type.capitalize()}".replace("Request", "Req")
+        text = f"DHCP {f.dhcp.msg_type.capitalize()}".replace("Request", "Req")
+        return f"{f.vlan_label} {text}" if f.vlans else text
     text = proto_info(f)
     for long, short in NARROW_WORDS:
         text = text.replace(long, short)
@@ -87,7 +88,13 @@ def narrow_proto(f: Frame) -> str:
 
 
 def proto_info(f: Frame) -> str:
-    """Short protocol column: 'ICMP echo-request id 7 seq 1', 'DHCP Offer 192.168.122.5'."""
+    """Short protocol column: 'ICMP echo-request id 7 seq 1', 'DHCP Offer 192.168.122.5';
+    a tagged frame's VLAN first: 'vlan 20 ICMP echo-request seq 1'."""
+    text = _proto_info(f)
+    return f"{f.vlan_label} {text}" if f.vlans else text
+
+
+def _proto_info(f: Frame) -> str:
     if f.dhcp is not None:
         d = f.dhcp
         ip = d.yiaddr if d.yiaddr != "0.0.0.0" else (d.requested_ip or "")
@@ -95,7 +102,7 @@ def proto_info(f: Frame) -> str:
     if f.net == "arp":
         return "ARP who-has" if f.arp_op == 1 else "ARP is-at" if f.arp_op == 2 else "ARP"
     if f.proto in ("icmp", "icmpv6"):
-        s = f.summary()  # "ICMP echo-request a > b id 7 seq 1"
+        s = f.summary(tags=False)  # "ICMP echo-request a > b id 7 seq 1"
         head = s.split(" ")[:2]
         extra = f" seq {f.icmp_seq}" if f.icmp_seq is not None else ""
         return " ".join(head) + extra
