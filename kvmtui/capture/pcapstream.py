@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable
 
 from kvmtui.capture.correlate import PacketRow
-from kvmtui.capture.pcapng import epb, idb, open_export, shb
+from kvmtui.capture.pcapng import ExportRefused, epb, idb, open_export, shb
 
 FLUSH_EVERY_S = 1.0
 
@@ -69,8 +69,13 @@ class PcapngStream:
             self._index = 0  # a ring: the oldest of our own files is written again
         name = self._name(self._index)
         # our own earlier file may be overwritten; anything else there is refused as at start
-        # (open_export: O_EXCL, or the overwrite checks)
-        self._open(name, overwrite=name in self.names or self._overwrite)
+        # (open_export: O_EXCL, or the overwrite checks). A refusal ends the writing as a full
+        # disk does: the files so far stay whole and the trace says why, it does not crash
+        try:
+            self._open(name, overwrite=name in self.names or self._overwrite)
+        except (ExportRefused, OSError) as exc:
+            why = str(exc) if isinstance(exc, ExportRefused) else (exc.strerror or str(exc))
+            self.error = f"stopped writing after {self.frames} frames: cannot open {name}: {why}"
 
     def _close_file(self) -> None:
         self.flush()

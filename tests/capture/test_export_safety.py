@@ -132,6 +132,25 @@ def test_stream_rotates_like_tcpdump_C_and_W(tmp_path: Path) -> None:
     assert not os.path.exists(ring + "2")
 
 
+def test_rotation_refused_by_a_planted_file_stops_writing_and_keeps_the_files(
+    tmp_path: Path,
+) -> None:
+    """Someone put a file at the next rotation name: it is neither overwritten nor followed;
+    writing stops with the reason (as on a full disk) and what was written reads back whole."""
+    rows = _rows()
+    base = str(tmp_path / "rot.pcapng")
+    (tmp_path / "rot.pcapng1").write_text("not yours")
+    os.symlink("/etc/passwd", tmp_path / "rot.pcapng2")
+    s = PcapngStream(base, max_bytes=1500)
+    for _ in range(3):
+        s.write_rows(rows)  # raises nothing
+    s.close()
+    assert s.error is not None and "cannot open " + base + "1" in s.error
+    assert s.names == [base] and s.frames > 0
+    assert _tshark_count(base) == s.frames
+    assert (tmp_path / "rot.pcapng1").read_text() == "not yours"
+
+
 def test_stream_on_a_full_disk_ends_with_a_valid_file(tmp_path: Path) -> None:
     """A real full filesystem: a 64 KiB tmpfs in a mount namespace of its own (nothing mounted
     on the host). The file is cut back to its last whole block and tshark reads it."""
