@@ -60,6 +60,7 @@ class FwRule:
     verdict: str  # accept drop reject jump goto return continue
     target: str | None = None  # the chain of a jump/goto
     text: str = ""
+    packets: int | None = None  # the rule's counter, when it has one
 
     def applies(self, probe: Mapping[str, Any]) -> bool:
         return all(m.test(probe) for m in self.matches)
@@ -126,6 +127,7 @@ def decode(family: int, table: str, chain: str, position: int, exprs: list[Any])
     mask: bytes | None = None
     matches: list[Match] = []
     verdict, target = "continue", None
+    packets: int | None = None
     for e in exprs:
         name = e.get_attr("NFTA_EXPR_NAME") if hasattr(e, "get_attr") else e.get("name")
         data = _attrs(e.get_attr("NFTA_EXPR_DATA") if hasattr(e, "get_attr") else e.get("data"))
@@ -186,11 +188,14 @@ def decode(family: int, table: str, chain: str, position: int, exprs: list[Any])
                 verdict = "accept"
         elif name == "reject":
             verdict = "reject"
+        elif name == "counter":
+            got = data.get("NFTA_COUNTER_PACKETS")
+            packets = int(got) if got is not None else None
         elif name in ("match", "lookup", "ct", "dynset", "rt", "fib", "socket", "xfrm", "limit"):
             matches.append(Match("unknown"))
     return FwRule(
         family, table, chain, position, tuple(matches), verdict, target,
-        _rule_text(matches, verdict, target),
+        _rule_text(matches, verdict, target), packets,
     )  # fmt: skip
 
 

@@ -19,3 +19,4 @@ class Lesson:
     view: LessonView  # the view that proves it
     vm: str | None = None  # the lab VM (short name) the view opens on
     bridge: str | None = None  # for the switch view
+    bpf: str = "icmp"  # what the capture of the lesson's evidence keeps (tcpdump syntax)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 from kvmtui.lab import spec
 from kvmtui.lab.lessonmodel import Lesson
@@ -34,7 +36,7 @@ LESSONS: tuple[Lesson, ...] = (
                "the tap, on br0 and on ens9; the LAN router does the NAT, not the host.",
          "vi": "br-light ping ra Internet: bản bắt gói cho thấy cùng một IP nguồn (10.0.0.x) trên "
                "tap, trên br0 và trên ens9; router LAN làm NAT, không phải máy host."},
-        "capture", "br-light"),
+        "capture", "br-light", bpf=f"icmp and host {spec.INTERNET_IP}"),
     Lesson(
         "host-only", "1.2",
         {"en": "Host-only: VMs reach each other, not the Internet",
@@ -43,11 +45,14 @@ LESSONS: tuple[Lesson, ...] = (
                "the Internet fails, a ping to a VM on the same network works.",
          "vi": "Trong mạng cô lập, các VM chỉ nói chuyện qua switch ảo: ping ra Internet thất "
                "bại, ping tới VM cùng mạng thì thành công."},
-        {"en": "iso-a pings 198.51.100.1 (no reply: virbr1 has no route out) and then iso-b "
-               "(replies). The capture shows requests without replies, then request/reply pairs.",
-         "vi": "iso-a ping 198.51.100.1 (không có trả lời: virbr1 không có đường ra ngoài) rồi "
-               "ping iso-b (có trả lời). Bản bắt gói cho thấy yêu cầu không có trả lời, rồi các "
-               "cặp yêu cầu/trả lời."},
+        {"en": "iso-a pings 198.51.100.1: it fails at once, 'Network is unreachable': the "
+               "isolated network's DHCP gives no router, so the VM has no way out at all (a frame "
+               "sent anyway ends at virbr1). Then it pings iso-b: the capture shows request/reply "
+               "pairs through virbr1 and nowhere else.",
+         "vi": "iso-a ping 198.51.100.1: thất bại ngay, 'Network is unreachable': DHCP của mạng "
+               "cô lập không cấp router, nên VM hoàn toàn không có đường ra (một khung cố gửi đi "
+               "cũng dừng ở virbr1). Rồi nó ping iso-b: bản bắt gói cho thấy các cặp yêu cầu/trả "
+               "lời chỉ đi qua virbr1."},
         "capture", "iso-a"),
     Lesson(
         "nat", "1.3",
@@ -61,7 +66,7 @@ LESSONS: tuple[Lesson, ...] = (
                "is the host's 198.51.100.2: the translation row shows both.",
          "vi": "nat-light ping ra Internet: trên tap IP nguồn là 192.168.122.x, trên wan0 là "
                "198.51.100.2 của host: dòng dịch địa chỉ cho thấy cả hai."},
-        "capture", "nat-light"),
+        "capture", "nat-light", bpf=f"icmp and host {spec.INTERNET_IP}"),
     Lesson(
         "dhcp", "2",
         {"en": "Who gives the VM its DHCP lease?", "vi": "Ai cấp DHCP cho VM?"},
@@ -83,11 +88,16 @@ LESSONS: tuple[Lesson, ...] = (
                "host's IP, but outside hosts cannot reach the VM. A bridge makes it a LAN host.",
          "vi": "Không có bridge thì mặc định là NAT: VM ra ngoài qua IP của host, nhưng máy bên "
                "ngoài không vào được VM. Bridge biến VM thành một máy trong LAN."},
-        {"en": "nat-light fetches a page from 198.51.100.1 (works); the Internet pings "
-               "nat-light's address (fails), and pings br-light's LAN router (works).",
-         "vi": "nat-light tải một trang từ 198.51.100.1 (được); Internet ping địa chỉ của "
-               "nat-light (thất bại), còn ping router LAN của br-light thì được."},
-        "path", "nat-light"),
+        {"en": "nat-light fetches a page from 198.51.100.1 (works: the capture shows its "
+               "source become the host's 198.51.100.2); the Internet, even with a route through "
+               "the host, pings nat-light (no reply: libvirt's firewall rejects it and its rule "
+               "counts the packets); the LAN's router pings br-light directly (replies: no NAT, "
+               "no port forwarding).",
+         "vi": "nat-light tải một trang từ 198.51.100.1 (được: bản bắt gói cho thấy IP nguồn "
+               "thành 198.51.100.2 của host); Internet, dù có đường đi qua host, ping nat-light "
+               "(không có trả lời: tường lửa của libvirt từ chối và luật đó đếm các gói); router "
+               "của LAN ping thẳng br-light (có trả lời: không NAT, không chuyển tiếp cổng)."},
+        "path", "nat-light", bpf=f"tcp and host {spec.INTERNET_IP}"),
     Lesson(
         "mac-learning", "4",
         {"en": "The bridge learns MACs and forwards to one port",
@@ -170,13 +180,15 @@ def trigger(prefix: str, name: str) -> str:
     _require_lab(prefix)
     inet = spec.INTERNET_IP
     if le.name in ("bridged", "nat"):
-        vm = le.vm or ""
-        return f"{vm} pinged {inet}: {_word(_ping(prefix, vm, inet, 3))}"
+        return _ping_out(prefix, le.vm or "", spec.LAN_SUBNET if le.name == "bridged" else
+                         spec.NAT_SUBNET)  # fmt: skip
     if le.name == "host-only":
         peer = _lease_ip(prefix, "iso-b") or "iso-b"
-        out = _ping(prefix, "iso-a", inet)
+        cp = _in(prefix, "iso-a", "busybox", "ping", "-c", "2", "-W", "1", inet)
+        why = (cp.stderr.strip().splitlines() or [""])[-1].removeprefix("ping: ")
         nb = _ping(prefix, "iso-a", peer)
-        return f"iso-a pinged {inet}: {_word(out)}; pinged its neighbour iso-b {peer}: {_word(nb)}"
+        return (f"iso-a pinged {inet}: {_word(cp.returncode == 0)}{f' ({why})' if why else ''}; "
+                f"pinged its neighbour iso-b {peer}: {_word(nb)}")  # fmt: skip
     if le.name == "dhcp":
         pid = _udhcpc_pid(prefix, "nat-light")
         if pid is None:
@@ -186,12 +198,7 @@ def trigger(prefix: str, name: str) -> str:
         os.kill(pid, signal.SIGUSR1)  # renew from scratch: Discover, Offer, Request, Ack
         return f"nat-light's udhcpc (pid {pid}) released its lease and asked again (DORA)"
     if le.name == "no-bridge":
-        got = _in(prefix, "nat-light", "busybox", "wget", "-q", "-O", "-", "-T", "3",
-                  f"http://{inet}/").returncode == 0  # fmt: skip
-        ip = _lease_ip(prefix, "nat-light") or "192.168.122.2"
-        back = _ping(prefix, spec.NS_INET, ip)
-        return (f"nat-light fetched http://{inet}/: {'ok' if got else 'failed'}; "
-                f"the Internet pinged nat-light {ip}: {_word(back)}")  # fmt: skip
+        return _no_bridge(prefix)
     # mac-learning
     b = spec.lab_vm("iso-b")
     peer = _lease_ip(prefix, "iso-b") or "iso-b"
@@ -202,28 +209,143 @@ def trigger(prefix: str, name: str) -> str:
             f"4 times: {_word(ok.returncode == 0)}")  # fmt: skip
 
 
+def _ping_out(prefix: str, vm: str, subnet: str) -> str:
+    """``vm`` pings the Internet; which of the host's source-NAT rules covers ``subnet`` (the
+    VM's range), with how many new connections its counter took meanwhile, or that none does."""
+    from dataclasses import replace
+
+    from kvmtui.core.firewall import read_firewall
+
+    host = spec.ns_name(prefix, spec.NS_HOST)
+
+    def rule() -> tuple[bool | None, str, int | None]:
+        fw = read_firewall(host)
+        covered, text = fw.nat_for(subnet)
+        hits = [r for r in fw.nat_rules if r.covers(subnet)]
+        best = next((r for r in hits if r.l4proto is None), hits[0] if hits else None)
+        if best is None:  # none, or the rules could not be read: nat_for says which
+            return covered, text, None
+        return True, replace(best, packets=None).describe(), best.packets
+
+    _, _, before = rule()
+    ok = _ping(prefix, vm, spec.INTERNET_IP, 3)
+    covered, text, after = rule()
+    line = f"{vm} pinged {spec.INTERNET_IP}: {_word(ok)}; "
+    if covered is None:
+        return line + text
+    if not covered:
+        return line + f"the host has {text}: it does not translate {vm}'s address"
+    n = after - before if after is not None and before is not None else None
+    took = f" (+{n} new connection{'' if n == 1 else 's'} translated meanwhile)" if n else ""
+    return line + f"the host's rule: {text}{took}"
+
+
+def _no_bridge(prefix: str) -> str:
+    inet = spec.INTERNET_IP
+    try:  # busybox 1.35's wget -T crashes (SIGSEGV): the subprocess's own timeout bounds it
+        got = _in(prefix, "nat-light", "busybox", "wget", "-q", "-O", "/dev/null",
+                  f"http://{inet}/", timeout=10).returncode == 0  # fmt: skip
+    except subprocess.TimeoutExpired:
+        got = False
+    ip = _lease_ip(prefix, "nat-light") or "192.168.122.2"
+    inward, why = _ping_inward(prefix, ip)
+    br = _lease_ip(prefix, "br-light")
+    lan = _ping(prefix, spec.NS_LAN, br) if br else False
+    return (f"nat-light fetched http://{inet}/: {'ok' if got else 'failed'}; "
+            f"the Internet pinged nat-light {ip} through the host {spec.UPLINK_IP}: "
+            f"{_word(inward)}{why}; the LAN's router {spec.LAN_ROUTER_IP} pinged br-light "
+            f"{br or '(no lease)'}: {_word(lan)}")  # fmt: skip
+
+
+def _ping_inward(prefix: str, ip: str) -> tuple[bool, str]:
+    """The Internet pings the NAT VM ``ip`` as if it knew the way (a route to the NAT range via
+    the host, for the ping only; the real Internet has none: the range is private), so what stops
+    it is the host itself. Returns (replied, the host's firewall rule that turned it away and how
+    many packets its counter took meanwhile)."""
+    from kvmtui.doctor.fwsim import FwRule, read_ruleset, verdict_at
+
+    host = spec.ns_name(prefix, spec.NS_HOST)
+    probe = {"iif": spec.UPLINK, "oif": spec.NAT_BRIDGE, "saddr": spec.INTERNET_IP,
+             "daddr": ip, "l4proto": 1}  # fmt: skip
+
+    def counted(rule: FwRule) -> int | None:
+        rs = read_ruleset(host)
+        key = (rule.family, rule.table, rule.chain, rule.position)
+        got = next((r for r in rs.rules if (r.family, r.table, r.chain, r.position) == key), None)
+        return got.packets if got is not None else None
+
+    before = verdict_at(read_ruleset(host), "forward", probe)
+    route = (spec.NAT_SUBNET, "via", spec.UPLINK_IP)
+    added = _in(prefix, spec.NS_INET, "ip", "route", "add", *route).returncode == 0
+    try:
+        ok = _ping(prefix, spec.NS_INET, ip)
+    finally:
+        if added:
+            _in(prefix, spec.NS_INET, "ip", "route", "del", *route)
+    rule = before.rule
+    if rule is None or before.verdict not in ("drop", "reject"):
+        return ok, ""
+    after = counted(rule)
+    n = after - rule.packets if after is not None and rule.packets is not None else None
+    if n == 0:
+        return ok, f" (it never reached the host's firewall: {before.why} counted nothing)"
+    took = f", {n} packets counted" if n is not None else ""
+    return ok, f" (the host's firewall turned it away: {before.why}{took})"
+
+
 def _evidence_cmd(prefix: str, le: Lesson) -> list[str] | None:
     base = ["ip", "netns", "exec", spec.ns_name(prefix, spec.NS_HOST), sys.executable, "-m",
             "kvmtui"]  # fmt: skip
     uri = ["-c", spec.libvirt_uri(prefix)]
-    if le.view == "capture" and le.vm:
-        return [
-            *base,
-            "trace",
-            f"{prefix}{le.vm}",
-            *uri,
-            "-n",
-            "4",
-            "--timeout",
-            "15",
-            "--filter",
-            "icmp",
-        ]
+    if le.view in ("capture", "path") and le.vm:
+        return [*base, "trace", f"{prefix}{le.vm}", *uri, "-n", "4", "--timeout", "15",
+                "--filter", le.bpf, "--json"]  # fmt: skip
     if le.view == "dhcp" and le.vm:
         return [*base, "dhcp", f"{prefix}{le.vm}", *uri, "--timeout", "20"]
     if le.view == "switch" and le.bridge:
         return [*base, "switch", le.bridge, *uri, "-n", "8", "--timeout", "15"]
     return None
+
+
+def trace_line(row: dict[str, Any]) -> str:
+    """One ``trace --json`` row in the lesson's words: where it was seen and what changed."""
+    hops = [h for h in row.get("hops") or [] if isinstance(h, dict)]
+    out = row.get("direction") == "out"
+    head = f"{row.get('direction', ''):<3} {row.get('summary', '')}  seen on "
+    head += " > ".join(str(h.get("dev")) for h in hops)
+    nat = row.get("nat")
+    if isinstance(nat, dict):
+        agrees = nat.get("conntrack")
+        ct = (
+            "; conntrack agrees"
+            if agrees is True
+            else "; conntrack disagrees"
+            if agrees is False
+            else ""
+        )
+        what = "the host's address stands for the VM" if out else "the reply translated back"
+        return f"{head}: NAT {nat.get('from')} -> {nat.get('to')}: {what}{ct}"
+    if row.get("stopped"):
+        return f"{head}: {row['stopped']}"
+    up = next((h for h in hops if h.get("role") == "uplink"), None)
+    if up is not None:
+        side, addr = ("source", row.get("src")) if out else ("destination", row.get("dst"))
+        return f"{head}: {side} {addr} unchanged on {up.get('dev')} (no NAT)"
+    return head
+
+
+def _observed(out: str, err: str) -> list[str]:
+    """The evidence command's output: JSON rows (trace) in words, its other lines as they are,
+    the command's own notes (stderr) around them."""
+    notes = err.splitlines()
+    lines = notes[:1]
+    for line in out.splitlines():
+        try:
+            row = json.loads(line) if line.startswith("{") else None
+        except ValueError:
+            row = None
+        lines.append(trace_line(row) if isinstance(row, dict) else line)
+    return lines + notes[1:]
 
 
 def run_lesson(prefix: str, args: argparse.Namespace) -> int:
@@ -244,18 +366,18 @@ def run_lesson(prefix: str, args: argparse.Namespace) -> int:
     cmd = _evidence_cmd(prefix, le)
     proc = None
     if cmd is not None:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, stdin=subprocess.DEVNULL)  # fmt: skip
         time.sleep(1.5)  # the capture opens its sockets before the experiment starts
     print(f"did: {trigger(prefix, le.name)}")
     if proc is not None:
         try:
-            out, _ = proc.communicate(timeout=40)
+            out, err = proc.communicate(timeout=40)
         except subprocess.TimeoutExpired:
             proc.kill()
-            out, _ = proc.communicate()
+            out, err = proc.communicate()
         print("observed (" + " ".join(cmd[7:9] if cmd else []) + "):")
-        for line in out.splitlines():
+        for line in _observed(out, err):
             print(f"  {line}")
     print(f"  {le.explain[lang]}")
     with contextlib.suppress(BrokenPipeError):
