@@ -1,41 +1,29 @@
-"""What the capture screen works with, apart from its widgets: the session it drives, the
-messages its thread workers post, its filters, and the helpers that open, stop and export.
+"""The capture screen's table model: the rows and DHCP transactions it keeps, its filters,
+its keys, and the words of its title and load line.
 
-The screen (``kvmtui/ui/screens/capture.py``) composes the panes and handles the messages;
-nothing here touches a widget, so it can be read (and tested) without an app.
+The screen (``kvmtui/ui/screens/capture.py``) composes the panes (``kvmtui/ui/widgets/capture_*``)
+and handles the messages of its thread side (``kvmtui/ui/capture_runner.py``); nothing here
+touches a widget or a thread, so it can be read (and tested) without an app.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import logging
 import os
-import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
 
 from textual.binding import Binding, BindingType
 from textual.markup import escape
-from textual.message import Message
 
 from kvmtui.capture.correlate import PacketRow
 from kvmtui.capture.dhcp import DhcpTransaction, LeaseCheck
 from kvmtui.capture.engine import CaptureBatch, CaptureEvent, HopStatus
 from kvmtui.core.model import NicPath
 from kvmtui.ui.widgets.capture_dhcp import tx_key
+from kvmtui.ui.widgets.capture_table import DIRECTION_LABEL, DIRECTIONS, PROTOS, matches
 
-if TYPE_CHECKING:
-    from kvmtui.doctor.fate import FateTracker
-from kvmtui.ui.widgets.capture_table import DIRECTION_LABEL, matches
-
-log = logging.getLogger(__name__)
-
-POLL_S = 0.1
-KEEP_ROWS = 10_000  # rows kept for re-filtering and export (the engine keeps its own too)
+KEEP_ROWS = 10_000  # rows kept for re-filtering and export (the engine only buffers between polls)
 COMPACT_BELOW = 140  # columns: narrower terminals get the compact packet list
 NARROW_BELOW = 100  # columns: 80x24 over SSH gets the narrow one (src, dst, proto kept whole)
 REFILTER_ROWS = 100  # a filter change re-lists the newest matching rows (fast under a flood)
@@ -69,74 +57,6 @@ CAPTURE_BINDINGS: tuple[BindingType, ...] = (
 )
 
 
-class Session(Protocol):
-    """What the screen needs of ``kvmtui.capture.engine.CaptureSession``."""
-
-    def start(self) -> Any: ...
-    def poll(self) -> CaptureBatch: ...
-    def pause(self) -> None: ...
-    def resume(self) -> None: ...
-    def clear(self) -> None: ...
-    def stop(self) -> None: ...
-
-
-SessionFactory = Callable[[NicPath, str | None], Session]
-LeaseChecker = Callable[[DhcpTransaction], LeaseCheck]
-
-
-# --- messages (posted by thread workers, handled on the main thread) ---------------------------
-
-
-class SessionStarted(Message):
-    def __init__(self, gen: int, session: Session, bpf: str) -> None:
-        super().__init__()
-        self.gen, self.session, self.bpf = gen, session, bpf
-
-
-class SessionFailed(Message):
-    def __init__(self, gen: int, message: str, bpf_change: bool) -> None:
-        super().__init__()
-        self.gen, self.message, self.bpf_change = gen, message, bpf_change
-
-
-class BatchReady(Message):
-    def __init__(self, gen: int, batch: CaptureBatch) -> None:
-        super().__init__()
-        self.gen, self.batch = gen, batch
-
-
-class ExportDone(Message):
-    def __init__(self, path: str, packets: int, rows: int, error: str | None = None) -> None:
-        super().__init__()
-        self.path, self.packets, self.rows, self.error = path, packets, rows, error
-
-
-class FatesNote(Message):
-    """The drop tracer could not start (no root, no tracefs): one line, said once."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
-
-
-class LeaseChecked(Message):
-    def __init__(self, key: str, check: LeaseCheck) -> None:
-        super().__init__()
-        self.key, self.check = key, check
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    from kvmtui.capture.bpf import BpfError
-    from kvmtui.capture.ring import CaptureError
-
-    if isinstance(exc, CaptureError | BpfError):
-        return text or type(exc).__name__
-    if isinstance(exc, PermissionError):
-        return "capturing needs root (or CAP_NET_RAW and CAP_NET_ADMIN): run kvmtui as root"
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def default_export_path(vm: str, now: float | None = None) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now or time.time()))
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in vm)
@@ -149,27 +69,20 @@ def default_export_path(vm: str, now: float | None = None) -> str:
     return os.path.join(folder, f"kvmtui-{safe}-{stamp}.pcapng")
 
 
-def live_factory(app: Any) -> tuple[SessionFactory | None, str | None]:
-    """A factory of real sessions in the app source's namespace, and its libvirt URI; (None,
-    None) when the source is not a live host (it has no ``netns``)."""
-    source = getattr(app, "source", None)
-    if source is None or not hasattr(source, "netns"):
-        return None, None
-    netns = source.netns
-    uri = getattr(source, "uri", None)
-    snap = getattr(app, "snapshot", None)
-    networks = tuple(snap.networks) if snap is not None else ()
-    vm_by_mac = {n.mac: v.name for v in snap.vms for n in v.nics} if snap is not None else {}
+def export_text(path: str, packets: int, rows: int, evicted: int) -> str:
+    """What an export wrote; when the oldest rows had left the kept history, that too (the
+    file is not the whole session)."""
+    text = f"wrote {packets} packets ({rows} rows) to {path}"
+    if evicted:
+        text += (
+            f"; the {evicted} oldest rows had left the kept history "
+            "(kvmtui trace --pcap writes a whole session)"
+        )
+    return text
 
-    def make(path: NicPath, bpf_filter: str | None) -> Session:
-        from kvmtui.capture.engine import CaptureSession
 
-        return CaptureSession(
-            path, netns=netns, bpf_filter=bpf_filter or None, networks=networks,
-            vm_by_mac=vm_by_mac,
-        )  # fmt: skip
-
-    return make, uri
+def _after(choices: tuple[str, ...], current: str) -> str:
+    return choices[(choices.index(current) + 1) % len(choices)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +90,12 @@ class Filters:
     proto: str = "all"
     direction: str = "both"
     bpf: str = ""
+
+    def next_proto(self) -> Filters:
+        return Filters(_after(PROTOS, self.proto), self.direction, self.bpf)
+
+    def next_direction(self) -> Filters:
+        return Filters(self.proto, _after(DIRECTIONS, self.direction), self.bpf)
 
     def text(self, pending: str | None = None) -> str:
         bpf = escape(self.bpf) if self.bpf else "[$text-muted]none[/]"
@@ -186,30 +105,6 @@ class Filters:
             f"[b]p[/b] proto [b]{self.proto}[/b]  ·  [b]d[/b] {DIRECTION_LABEL[self.direction]}"
             f"  ·  [b]b[/b] BPF {bpf}"
         )
-
-
-class Stoppable(Protocol):
-    def stop(self) -> None: ...
-
-
-def _stop_quietly(session: Stoppable) -> None:
-    # closing sockets of a vanished device may fail: nothing the user can act on
-    with contextlib.suppress(Exception):
-        session.stop()
-
-
-def _stop_in_thread(session: Stoppable) -> None:
-    # not a daemon: the app waits for the sockets to close before the process exits
-    threading.Thread(target=_stop_quietly, args=(session,), name="kvmtui-capture-stop").start()
-
-
-def _libvirt_lease_checker(uri: str | None) -> LeaseChecker:
-    def check(tx: DhcpTransaction) -> LeaseCheck:
-        from kvmtui.capture.dhcp import check_lease
-
-        return check_lease(tx, uri)
-
-    return check
 
 
 class CaptureModel:
@@ -291,6 +186,15 @@ def title_text(vm: str, mac: str, path: NicPath | None, state: str, packets: int
     return f"Capture · {escape(vm)} {escape(mac)} · {escape(str(mode))} · {shown}{counts}"
 
 
+EVENT_LEVEL = {"hop-gone": "warning", "hop-down": "warning", "error": "error"}
+
+
+def event_note(ev: CaptureEvent) -> tuple[str, str]:
+    """An engine event as the screen's note line and its level."""
+    stamp = time.strftime("%H:%M:%S", time.localtime(ev.time))
+    return f"{stamp} {ev.message}", EVENT_LEVEL.get(ev.kind, "ok")
+
+
 def load_text(model: CaptureModel, hops: tuple[HopStatus, ...], events: list[CaptureEvent]) -> str:
     """Under load, how much the table passed over (the engine's and ours); a hop gone or
     down, unless its own event line (which says more) was the last word about it."""
@@ -307,32 +211,3 @@ def load_text(model: CaptureModel, hops: tuple[HopStatus, ...], events: list[Cap
     if model.lost_rows or model.not_shown:
         parts.append(f"{model.lost_rows + model.not_shown:,} rows not listed (newest shown)")
     return "; ".join(parts)
-
-
-def start_fates(path: NicPath | None) -> FateTracker | None:
-    """A started ``FateTracker`` on ``path`` (blocking: call it from a worker), or None when
-    the tracer module is not in this build or the path has no devices. A tracker that could
-    not trace keeps its one-line ``note`` and annotates nothing."""
-    if path is None:
-        return None
-    try:
-        from kvmtui.doctor.fate import FateTracker
-    except ImportError:  # the drop tracer is optional: the view works without it
-        return None
-    try:
-        return FateTracker(path).start()
-    except Exception as exc:  # a tracer that fails must not take the capture with it
-        log.warning("drop tracer did not start: %s", exc)
-        return None
-
-
-def annotate(fates: FateTracker | None, batch: CaptureBatch) -> CaptureBatch:
-    """``batch`` with the kernel's fate on each row it dropped (worker thread)."""
-    if fates is None or not batch.rows:
-        return batch
-    try:
-        rows = fates.annotate(batch.rows)
-    except Exception as exc:  # the tracer's trouble is not the capture's
-        log.warning("drop tracer: %s", exc)
-        return batch
-    return dataclasses.replace(batch, rows=tuple(rows))

@@ -1,16 +1,12 @@
 """Live capture of one VM NIC: its packets crossing tap, bridge, NAT and uplink.
 
-Data flow (house style, "producers with backpressure"): the engine's ``CaptureSession`` reads
-kernel-filtered sockets in its own thread into bounded buffers. This screen runs one thread
-worker that calls ``session.poll()`` every ~100 ms and posts one :class:`BatchReady` per poll,
-never a message per packet; the next poll waits until the UI has handled the previous batch,
-so a slow UI makes batches bigger, not the queue longer. Rows are added to the table by key,
-the cursor stays put, and the table holds a bounded number of rows.
-
-Everything that blocks (opening the session: a netlink dump and one socket per hop; changing
-the BPF filter: a new session; stopping it; libvirt's lease check; writing pcapng; scapy)
-runs in a thread worker. A bad BPF expression is refused before any socket is touched, with
-libpcap's message under the input, and the capture goes on with the old filter.
+The screen composes the panes (``kvmtui/ui/widgets/capture_*``: hop strip, packet table, detail,
+DHCP view, input line) and handles, on the main thread, what its thread side
+(:class:`~kvmtui.ui.capture_runner.CaptureRunner`: the session, its polls, lease checks,
+exports) posts; the rows and filters live in :class:`~kvmtui.ui.capture_model.CaptureModel`.
+Rows are added to the table by key, the cursor stays put, and the table holds a bounded number
+of rows. A bad BPF expression is refused before any socket is touched, with libpcap's message
+under the input, and the capture goes on with the old filter.
 
 The session runs in the namespace of the app's source (``LiveHost(netns=...)``): the lab's
 host namespace in the lab tests, the current namespace in the real product. A source that is
@@ -19,24 +15,21 @@ not a live host (a fixed snapshot) cannot be captured: the screen says so and sh
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.markup import escape
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Static
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.widgets import ContentSwitcher, DataTable, Footer, Static
+from textual.worker import Worker, WorkerState
 
 from kvmtui.capture.correlate import PacketRow
-from kvmtui.capture.dhcp import DhcpTransaction, LeaseCheck
 from kvmtui.capture.engine import CaptureBatch, CaptureEvent, HopStatus
 from kvmtui.core.model import NicPath
 from kvmtui.ui.capture_model import (
@@ -44,51 +37,37 @@ from kvmtui.ui.capture_model import (
     COMPACT_BELOW,
     NARROW_BELOW,
     NO_LIVE_SOURCE,
-    POLL_S,
     REFILTER_ROWS,
-    BatchReady,
     CaptureModel,
+    Filters,
+    default_export_path,
+    event_note,
+    export_text,
+    load_text,
+    title_text,
+)
+from kvmtui.ui.capture_runner import (
+    POLL_S,
+    BatchReady,
+    CaptureRunner,
     ExportDone,
     FatesNote,
-    Filters,
     LeaseChecked,
     LeaseChecker,
-    Session,
     SessionFactory,
     SessionFailed,
     SessionStarted,
-    _libvirt_lease_checker,
-    _stop_in_thread,
-    _stop_quietly,
-    annotate,
-    default_export_path,
+    libvirt_lease_checker,
     live_factory,
-    load_text,
     one_line,
-    start_fates,
-    title_text,
 )
 from kvmtui.ui.widgets.capture_detail import CaptureDetail
 from kvmtui.ui.widgets.capture_dhcp import CaptureDhcp
 from kvmtui.ui.widgets.capture_hops import CaptureHops, promisc_note
-from kvmtui.ui.widgets.capture_input import (
-    CAPTURE_CSS,
-    CaptureHelp,
-    CaptureInput,
-    CaptureInputBar,
-    help_keys,
-)
-from kvmtui.ui.widgets.capture_table import (
-    DIRECTIONS,
-    MAX_ROWS,
-    PROTOS,
-    CapturePacketTable,
-    Lane,
-)
+from kvmtui.ui.widgets.capture_input import CAPTURE_CSS, CaptureHelp, CaptureInputBar, help_keys
+from kvmtui.ui.widgets.capture_note import CaptureNote
+from kvmtui.ui.widgets.capture_table import MAX_ROWS, CapturePacketTable, Lane
 from kvmtui.ui.widgets.path_view import PathView
-
-if TYPE_CHECKING:
-    from kvmtui.doctor.fate import FateTracker
 
 __all__ = ["NO_LIVE_SOURCE", "CaptureHelp", "CaptureScreen", "live_factory"]
 
@@ -113,30 +92,20 @@ class CaptureScreen(Screen[None]):
         self.vm = vm
         self.mac = mac
         self.path = path
-        self.poll_s = poll_s
         self.max_rows = max_rows
-        self._factory = session_factory
-        self._lease_checker = lease_checker
+        self.runner = CaptureRunner(self, path, poll_s)
+        self.runner.factory = session_factory
+        self.runner.lease_checker = lease_checker
         self._export_default = export_default
-        self._session: Session | None = None
-        self._gen = 0  # the session generation whose batches count
-        self._stopping = threading.Event()
-        self._handled = threading.Event()  # the last batch was handled: the next may come
-        self._handled.set()
         self.filters = Filters()
         self.pending_bpf: str | None = None
         self.paused = False
         self.state = "starting"  # starting, capturing, paused, failed, unavailable
-        self._input_mode: str | None = None  # "bpf" or "export"
         self.model = CaptureModel()
-        self._fates: FateTracker | None = None  # kvmtui.doctor.fate, once its worker started it
         self.hops: tuple[HopStatus, ...] = ()
         self.events: list[CaptureEvent] = []
-        self.last_note = ""
-        self._polling = False
         self.batch_ms: deque[float] = deque(maxlen=1000)  # UI time per batch (the bench reads it)
         self._title_text = ""
-        self._note_level = ""
         self.fates_note = ""
 
     # --- layout -----------------------------------------------------------------------------
@@ -154,7 +123,7 @@ class CaptureScreen(Screen[None]):
             yield CaptureDhcp(id="dhcp")
         with Vertical(id="capture-fallback"):
             yield PathView(id="capture-path")
-        yield Static("starting the capture…", id="capture-note")
+        yield CaptureNote("starting the capture…", id="capture-note")
         yield Footer()
 
     def _show_title(self) -> None:
@@ -175,19 +144,18 @@ class CaptureScreen(Screen[None]):
         hops = tuple(HopStatus(ln.index, ln.dev, ln.role, "starting") for ln in lanes)
         self.query_one(CaptureHops).show(hops)
         table.focus()
-        if self._factory is None:
-            factory, uri = live_factory(self.app)
-            self._factory = factory
-            if self._lease_checker is None and factory is not None:
-                self._lease_checker = _libvirt_lease_checker(uri)
-        if self._factory is None:
+        runner = self.runner
+        if runner.factory is None:
+            runner.factory, uri = live_factory(self.app)
+            if runner.lease_checker is None and runner.factory is not None:
+                runner.lease_checker = libvirt_lease_checker(uri)
+        if runner.factory is None:
             self._unavailable(NO_LIVE_SOURCE, "warning")
             return
         if self.path is None:
             self._unavailable("No path is known for this NIC: nothing to capture.", "error")
             return
-        self._gen += 1
-        self._open_session(self._gen, self.filters.bpf, False)
+        runner.open(self.filters.bpf, False)
 
     def _unavailable(self, message: str, level: str) -> None:
         self.state = "unavailable"
@@ -203,98 +171,15 @@ class CaptureScreen(Screen[None]):
         self.run_worker(drawing, exit_on_error=False)
 
     def _note(self, text: str, level: str = "") -> None:
-        if (text, level) == (self.last_note, self._note_level):
-            return
-        self.last_note, self._note_level = text, level
-        note = self.query_one("#capture-note", Static)
-        note.remove_class("-warning", "-error", "-ok")
-        if level:
-            note.add_class(f"-{level}")
-        note.update(escape(text))
+        self.query_one(CaptureNote).say(text, level)
 
-    # --- workers ------------------------------------------------------------------------------
-
-    @work(thread=True, exclusive=True, group="capture-open", exit_on_error=False)
-    def _open_session(self, gen: int, bpf: str, bpf_change: bool) -> None:
-        assert self._factory is not None
-        if not bpf_change:
-            from kvmtui.capture import dissect
-
-            dissect.preload()  # scapy in the background now: the first detail view is quick
-        try:
-            assert self.path is not None
-            session = self._factory(self.path, bpf or None)
-            session.start()
-        except Exception as exc:
-            self.post_message(SessionFailed(gen, one_line(exc), bpf_change))
-            return
-        if self._stopping.is_set():
-            _stop_quietly(session)
-            return
-        if not bpf_change:
-            self._start_fates()
-        self.post_message(SessionStarted(gen, session, bpf))
-
-    def _start_fates(self) -> None:
-        """While the view is open, the kernel's drop tracer names why a packet ended (worker
-        thread: it mounts tracefs and opens an instance of its own)."""
-        tracker = start_fates(self.path)
-        if tracker is None:
-            return
-        if self._stopping.is_set():
-            tracker.stop()
-            return
-        self._fates = tracker
-        if tracker.note:
-            self.post_message(FatesNote(tracker.note))
-
-    @work(thread=True, exclusive=True, group="capture-poll", exit_on_error=False)
-    def _poll_loop(self) -> None:
-        worker = get_current_worker()
-        while not self._stopping.wait(self.poll_s):
-            if worker.is_cancelled:
-                return
-            # backpressure: one batch in flight; the engine buffers meanwhile (bounded)
-            if not self._handled.wait(0.5):
-                continue
-            session, gen = self._session, self._gen
-            if session is None:
-                continue
-            try:
-                batch = annotate(self._fates, session.poll())
-            except Exception as exc:
-                self.post_message(
-                    SessionFailed(gen, f"capture poll failed: {one_line(exc)}", False)
-                )
-                return
-            self._handled.clear()
-            self.post_message(BatchReady(gen, batch))
-
-    @work(thread=True, group="capture-lease", exit_on_error=False)
-    def _check_lease(self, key: str, tx: DhcpTransaction) -> None:
-        checker = self._lease_checker
-        if checker is None:
-            return
-        try:
-            result = checker(tx)
-        except Exception as exc:
-            result = LeaseCheck("unchecked", one_line(exc))
-        self.post_message(LeaseChecked(key, result))
-
-    @work(thread=True, exclusive=True, group="capture-export", exit_on_error=False)
-    def _export(self, path: str, rows: list[PacketRow]) -> None:
-        from kvmtui.capture.pcapng import write_rows
-
-        try:
-            target = Path(path).expanduser()
-            n = write_rows(str(target), rows)
-        except Exception as exc:
-            self.post_message(ExportDone(path, 0, len(rows), one_line(exc)))
-            return
-        self.post_message(ExportDone(str(target), n, len(rows)))
+    @property
+    def last_note(self) -> str:
+        """What the screen said last (the line under the panes)."""
+        return self.query_one(CaptureNote).text
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR and not self._stopping.is_set():
+        if event.state == WorkerState.ERROR and not self.runner.stopping.is_set():
             exc = event.worker.error
             self._note(f"{event.worker.group}: {one_line(exc) if exc else 'failed'}", "error")
 
@@ -302,12 +187,8 @@ class CaptureScreen(Screen[None]):
 
     @on(SessionStarted)
     def _started(self, message: SessionStarted) -> None:
-        if message.gen != self._gen or self._stopping.is_set():
-            _stop_in_thread(message.session)
+        if not self.runner.adopt(message):
             return
-        old, self._session = self._session, message.session
-        if old is not None:
-            _stop_in_thread(old)
         changed = self.pending_bpf is not None
         self.filters = Filters(self.filters.proto, self.filters.direction, message.bpf)
         self.pending_bpf = None
@@ -321,10 +202,7 @@ class CaptureScreen(Screen[None]):
             self._note(f"BPF filter now {shown}: the capture restarted on every hop with it", "ok")
         else:
             self._note(f"capturing {self.vm} on every hop of its path; F1 explains the lanes", "ok")
-        self._handled.set()
-        if not self._polling:
-            self._polling = True
-            self._poll_loop()
+        self.runner.poll()
 
     @on(SessionFailed)
     def _failed(self, message: SessionFailed) -> None:
@@ -332,11 +210,11 @@ class CaptureScreen(Screen[None]):
             # the capture goes on with the old filter
             self.pending_bpf = None
             self._show_filters()
-            self._show_input_error(f"{message.message} (still capturing with the old filter)")
+            text = f"{message.message} (still capturing with the old filter)"
+            self.query_one(CaptureInputBar).error(text)
             return
-        if message.gen != self._gen:
+        if not self.runner.lost(message):
             return
-        self._session = None
         self.state = "failed"
         self.add_class("-unavailable")
         self._show_title()
@@ -346,10 +224,10 @@ class CaptureScreen(Screen[None]):
     @on(BatchReady)
     def _batch(self, message: BatchReady) -> None:
         try:
-            if message.gen == self._gen and not self._stopping.is_set():
+            if self.runner.current(message.gen):
                 self.apply_batch(message.batch)
         finally:
-            self._handled.set()
+            self.runner.batch_handled()
 
     def apply_batch(self, batch: CaptureBatch) -> None:
         t0 = time.perf_counter()
@@ -364,16 +242,13 @@ class CaptureScreen(Screen[None]):
         if new:
             self.query_one(CapturePacketTable).add_packets(new)
         if batch.dhcp:
-            if self._lease_checker is not None:
+            if self.runner.lease_checker is not None:
                 for key, tx in self.model.to_check(batch.dhcp):
-                    self._check_lease(key, tx)
+                    self.runner.check_lease(key, tx)
             self.query_one(CaptureDhcp).show_transactions(batch.dhcp, self.model.lease)
         for ev in batch.events:
             self.events.append(ev)
-            level = {"hop-gone": "warning", "hop-down": "warning", "error": "error"}.get(
-                ev.kind, "ok"
-            )
-            self._note(f"{time.strftime('%H:%M:%S', time.localtime(ev.time))} {ev.message}", level)
+            self._note(*event_note(ev))
         if not batch.events:
             self._load_note()
         if not batch.running and self.state == "capturing":
@@ -421,12 +296,7 @@ class CaptureScreen(Screen[None]):
             self.notify(f"export failed: {message.error}", severity="error", timeout=8)
             self._note(f"export to {message.path} failed: {message.error}", "error")
             return
-        text = f"wrote {message.packets} packets ({message.rows} rows) to {message.path}"
-        if self.model.evicted:  # say it: the file is not the whole session
-            text += (
-                f"; the {self.model.evicted} oldest rows had left the kept history "
-                "(kvmtui trace --pcap writes a whole session)"
-            )
+        text = export_text(message.path, message.packets, message.rows, self.model.evicted)
         self.notify(text, timeout=6)
         self._note(text, "ok")
 
@@ -442,22 +312,23 @@ class CaptureScreen(Screen[None]):
         pass
 
     def action_pause(self) -> None:
-        if self._session is None:
+        session = self.runner.session
+        if session is None:
             return
         self.paused = not self.paused
         if self.paused:
-            self._session.pause()
+            session.pause()
             self.state = "paused"
             self._note("paused: the kernel still counts, nothing is correlated (space resumes)")
         else:
-            self._session.resume()
+            session.resume()
             self.state = "capturing"
             self._note("resumed", "ok")
         self._show_title()
 
     def action_clear(self) -> None:
-        if self._session is not None:
-            self._session.clear()
+        if self.runner.session is not None:
+            self.runner.session.clear()
         self.model.clear()
         self.query_one(CapturePacketTable).clear_packets()
         self.query_one(CaptureDetail).show_row(None, None)
@@ -480,17 +351,11 @@ class CaptureScreen(Screen[None]):
         self._show_filters()
 
     def action_cycle_proto(self) -> None:
-        i = PROTOS.index(self.filters.proto)
-        self.filters = Filters(
-            PROTOS[(i + 1) % len(PROTOS)], self.filters.direction, self.filters.bpf
-        )
+        self.filters = self.filters.next_proto()
         self._refilter()
 
     def action_cycle_direction(self) -> None:
-        i = DIRECTIONS.index(self.filters.direction)
-        self.filters = Filters(
-            self.filters.proto, DIRECTIONS[(i + 1) % len(DIRECTIONS)], self.filters.bpf
-        )
+        self.filters = self.filters.next_direction()
         self._refilter()
 
     def _show_filters(self) -> None:
@@ -513,44 +378,27 @@ class CaptureScreen(Screen[None]):
     def view(self) -> str:
         return str(self.query_one(ContentSwitcher).current)
 
-    def _open_input(self, mode: str, value: str) -> None:
-        self._input_mode = mode
-        self.query_one(CaptureInputBar).open(mode, value, len(self.model.rows))
-
-    def _close_input(self) -> None:
-        self._input_mode = None
-        self.query_one(CaptureInputBar).close()
-        self.query_one(CapturePacketTable).focus()
-
-    def _show_input_error(self, text: str | None) -> None:
-        self.query_one(CaptureInputBar).error(text)
-
     def action_bpf(self) -> None:
         if self.state in ("unavailable", "failed"):
             return
-        self._open_input("bpf", self.filters.bpf)
+        self.query_one(CaptureInputBar).open("bpf", self.filters.bpf)
 
     def action_export(self) -> None:
         default = self._export_default or default_export_path(self.vm)
-        self._open_input("export", default)
+        self.query_one(CaptureInputBar).open("export", default, len(self.model.rows))
 
-    @on(CaptureInput.Cancelled)
-    def _input_cancelled(self) -> None:
-        self._show_input_error(None)
-        self._close_input()
+    @on(CaptureInputBar.Closed)
+    def _input_closed(self) -> None:
+        self.query_one(CapturePacketTable).focus()
 
-    @on(Input.Submitted, "#capture-input")
-    def _input_submitted(self, event: Input.Submitted) -> None:
-        value = event.value.strip()
-        if self._input_mode == "export":
-            self._close_input()
-            rows = self.model.all_rows()
-            if not value:
-                return
-            self._export(value, rows)
-            return
-        if self._input_mode == "bpf":
-            self.apply_bpf(value)
+    @on(CaptureInputBar.Submitted)
+    def _input_submitted(self, event: CaptureInputBar.Submitted) -> None:
+        if event.mode == "export":
+            self.query_one(CaptureInputBar).close()
+            if event.value:
+                self.runner.export(event.value, self.model.all_rows())
+        elif event.mode == "bpf":
+            self.apply_bpf(event.value)
 
     def apply_bpf(self, expr: str) -> bool:
         """Check ``expr`` (libpcap) before use; on success restart the session with it."""
@@ -558,38 +406,27 @@ class CaptureScreen(Screen[None]):
 
         err = check_filter(expr) if expr else None
         if err is not None:
-            self._show_input_error(f"{err} (still capturing with the old filter)")
+            self.query_one(CaptureInputBar).error(f"{err} (still capturing with the old filter)")
             return False
-        self._close_input()
-        self._show_input_error(None)
+        bar = self.query_one(CaptureInputBar)
+        bar.error(None)
+        bar.close()
         if expr == self.filters.bpf:
             return True
         self.pending_bpf = expr
         self._show_filters()
-        self._gen += 1
-        self._open_session(self._gen, expr, True)
+        self.runner.open(expr, True)
         return True
 
     def action_help(self) -> None:
         self.app.push_screen(CaptureHelp(help_keys(self)))
 
     def action_close(self) -> None:
-        self._shutdown()
+        self.runner.shutdown()
         self.app.pop_screen()
 
     def on_unmount(self) -> None:
-        self._shutdown()
-
-    def _shutdown(self) -> None:
-        """Stop the session (its sockets close: the bridge's promiscuity goes with them)."""
-        self._stopping.set()
-        self._handled.set()
-        session, self._session = self._session, None
-        if session is not None:
-            _stop_in_thread(session)
-        fates, self._fates = self._fates, None
-        if fates is not None:
-            _stop_in_thread(fates)
+        self.runner.shutdown()  # the sockets close: the bridge's promiscuity goes with them
 
     # --- for tests and the bench --------------------------------------------------------------
 

@@ -101,9 +101,20 @@ def export_hint(value: str, rows: int) -> str:
 
 
 class CaptureInputBar(Vertical):
-    """The input line with its error line and, for an export, the path it will write."""
+    """The input line with its error line and, for an export, the path it will write.
+
+    Enter posts :class:`Submitted` (the screen decides: a refused BPF filter keeps the bar
+    open with the error under it); Escape closes it and posts :class:`Closed`."""
 
     DEFAULT_CSS = "CaptureInputBar { height: auto; }"
+
+    class Submitted(Message):
+        def __init__(self, mode: str, value: str) -> None:
+            super().__init__()
+            self.mode, self.value = mode, value
+
+    class Closed(Message):
+        pass
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
@@ -130,11 +141,23 @@ class CaptureInputBar(Vertical):
         self.mode = None
         self.query_one(CaptureInput).remove_class("-shown")
         self.query_one("#capture-input-hint", Static).remove_class("-shown")
+        self.post_message(self.Closed())
 
     def error(self, text: str | None) -> None:
         err = self.query_one("#capture-input-error", Static)
         err.update("✗ " + escape(text) if text else "")
         err.set_class(bool(text), "-shown")
+
+    @on(CaptureInput.Cancelled)
+    def _cancelled(self) -> None:
+        self.error(None)
+        self.close()
+
+    @on(Input.Submitted, "#capture-input")
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if self.mode is not None:
+            self.post_message(self.Submitted(self.mode, event.value.strip()))
 
     @on(Input.Changed, "#capture-input")
     def _changed(self, event: Input.Changed) -> None:
