@@ -132,15 +132,6 @@ def attach(sock: socket.socket, insns: Sequence[Insn]) -> None:
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
 
 
-def attach_expr(sock: socket.socket, expr: str) -> tuple[Insn, ...]:
-    """Compile and attach; an empty expression attaches nothing (everything passes)."""
-    if not expr.strip():
-        return ()
-    insns = compile_filter(expr)
-    attach(sock, insns)
-    return insns
-
-
 def reject_all(sock: socket.socket) -> None:
     """Attach a filter that drops everything (to drain a socket before the real filter)."""
     attach(sock, [(0x06, 0, 0, 0)])  # BPF_RET | BPF_K, 0

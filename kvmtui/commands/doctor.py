@@ -23,10 +23,8 @@ _MARK = {"error": "✗", "warning": "!", "info": "i"}
 
 
 def _watch(snap: HostSnapshot, diag: HostDiagnosis, seconds: float) -> HostDiagnosis:
-    try:
-        from kvmtui.doctor.watch import watch_paths
-    except ImportError:
-        return replace(diag, notes=(*diag.notes, "watching is not available in this build"))
+    from kvmtui.doctor.watch import watch_paths
+
     names = {v.name for v in diag.vms}
     paths = [p for p in snap.paths if p.vm in names]
     print(f"kvmtui: watching {len(paths)} path(s) for {seconds:g} s ...", file=sys.stderr)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import socket
 from collections.abc import Iterator
 
 CLONE_NEWNET = 0x40000000
@@ -28,10 +27,6 @@ def _setns(fd: int) -> None:
 
 def netns_path(name: str) -> str:
     return name if name.startswith("/") else os.path.join(NETNS_RUN_DIR, name)
-
-
-def netns_exists(name: str) -> bool:
-    return os.path.exists(netns_path(name))
 
 
 @contextlib.contextmanager
@@ -55,15 +50,3 @@ def in_netns(name: str | None) -> Iterator[None]:
     finally:
         os.close(target)
         os.close(own)
-
-
-def netns_socket(name: str | None, family: int, type: int, proto: int = 0) -> socket.socket:
-    """A socket created inside namespace ``name``."""
-    with in_netns(name):
-        return socket.socket(family, type, proto)
-
-
-def read_netns_file(name: str | None, path: str) -> str:
-    """Read a per-namespace /proc/sys/net file as seen from namespace ``name``."""
-    with in_netns(name), open(path) as f:
-        return f.read()

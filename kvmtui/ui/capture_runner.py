@@ -157,14 +157,12 @@ def stop_in_thread(session: Stoppable) -> None:
 
 def start_fates(path: NicPath | None) -> FateTracker | None:
     """A started ``FateTracker`` on ``path`` (blocking: call it from a worker), or None when
-    the tracer module is not in this build or the path has no devices. A tracker that could
-    not trace keeps its one-line ``note`` and annotates nothing."""
+    there is no path or the tracer failed to start. A tracker that could not trace (no root,
+    no tracefs) keeps its one-line ``note`` and annotates nothing."""
     if path is None:
         return None
-    try:
-        from kvmtui.doctor.fate import FateTracker
-    except ImportError:  # the drop tracer is optional: the view works without it
-        return None
+    from kvmtui.doctor.fate import FateTracker
+
     try:
         return FateTracker(path).start()
     except Exception as exc:  # a tracer that fails must not take the capture with it

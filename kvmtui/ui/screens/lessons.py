@@ -114,13 +114,9 @@ class LessonsScreen(Screen[None]):
 
     def on_mount(self) -> None:
         if self.prefix is not None and self._lessons is None:
-            try:
-                lessons, trigger = real_lessons()
-            except ImportError as exc:
-                self.status = f"the lessons module is not available: {exc}"
-            else:
-                self._lessons = tuple(lessons)
-                self._trigger = self._trigger or trigger
+            lessons, trigger = real_lessons()
+            self._lessons = tuple(lessons)
+            self._trigger = self._trigger or trigger
         self._render_all()
         self.query_one(OptionList).focus()
 
