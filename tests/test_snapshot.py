@@ -339,8 +339,9 @@ def test_json_interface_keys() -> None:
          "ip_seen_at": None}
     ]  # fmt: skip
     p = next(p for p in doc["paths"] if p["vm"] == "br-qemu")
-    assert set(p) == {"vm", "mac", "mode", "way_out", "verdict", "hops"}
-    assert [set(h) for h in p["hops"]] == [{"dev", "role", "ok", "evidence"}] * 4
+    assert set(p) == {"vm", "mac", "mode", "way_out", "verdict", "notes", "hops"}
+    hop_keys = {"dev", "role", "ok", "vlan", "tagged", "evidence"}
+    assert [set(h) for h in p["hops"]] == [hop_keys] * 4
     assert set(p["hops"][0]["evidence"][0]) == {"what", "value", "ok"}
 
 

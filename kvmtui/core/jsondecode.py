@@ -29,6 +29,7 @@ from kvmtui.core.model import (
     Network,
     NicPath,
     Port,
+    PortVlan,
     Problem,
     Route,
     Vm,
@@ -71,6 +72,14 @@ def _fdb(d: dict[str, Any]) -> FdbEntry:
     return _build(FdbEntry, d, owner=_owner(d.get("owner")))
 
 
+def _vlans(v: Any) -> tuple[PortVlan, ...]:
+    return tuple(_build(PortVlan, x) for x in _tup(v))
+
+
+def _port(d: dict[str, Any]) -> Port:
+    return _build(Port, d, vlans=_vlans(d.get("vlans")))  # "pvid" is derived from "vlans"
+
+
 def _bridge(d: dict[str, Any]) -> Bridge:
     return _build(
         Bridge,
@@ -78,7 +87,8 @@ def _bridge(d: dict[str, Any]) -> Bridge:
         addresses=_tup(d.get("addresses")),
         networks=_tup(d.get("networks")),
         uplinks=_tup(d.get("uplinks")),
-        ports=tuple(_build(Port, p) for p in _tup(d.get("ports"))),
+        vlans=_vlans(d.get("vlans")),
+        ports=tuple(_port(p) for p in _tup(d.get("ports"))),
         fdb=tuple(_fdb(f) for f in _tup(d.get("fdb"))),
     )
 
@@ -109,6 +119,7 @@ def _vm(d: dict[str, Any]) -> Vm:
 def _link(d: dict[str, Any]) -> Link:
     extra: dict[str, Any] = {
         "addresses": _tup(d.get("addresses")),
+        "bond_members": _tup(d.get("bond_members")),
         "stats": _build(LinkStats, d.get("stats") or {}),
     }
     if "promisc" in d:
@@ -123,7 +134,9 @@ def _hop(d: dict[str, Any]) -> Hop:
 def decode_path(d: Any) -> NicPath:
     if not isinstance(d, dict):
         raise DecodeError("expected a path object")
-    return _build(NicPath, d, hops=tuple(_hop(h) for h in _tup(d.get("hops"))))
+    return _build(
+        NicPath, d, hops=tuple(_hop(h) for h in _tup(d.get("hops"))), notes=_tup(d.get("notes"))
+    )
 
 
 def decode_snapshot(d: Any) -> HostSnapshot:

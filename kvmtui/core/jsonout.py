@@ -19,6 +19,7 @@ from kvmtui.core.model import (
     Network,
     NicPath,
     Port,
+    PortVlan,
     Vm,
 )
 
@@ -47,6 +48,10 @@ def fdb_json(f: FdbEntry) -> dict[str, Any]:
     }
 
 
+def vlans_json(vlans: tuple[PortVlan, ...]) -> list[dict[str, Any]]:
+    return [{"vid": v.vid, "pvid": v.pvid, "untagged": v.untagged} for v in vlans]
+
+
 def port_json(p: Port) -> dict[str, Any]:
     return {
         "name": p.name,
@@ -60,6 +65,8 @@ def port_json(p: Port) -> dict[str, Any]:
         "owner": p.owner,
         "vm": p.vm,
         "peer_netns": p.peer_netns,
+        "pvid": p.pvid,
+        "vlans": vlans_json(p.vlans),
     }
 
 
@@ -74,6 +81,8 @@ def bridge_json(b: Bridge) -> dict[str, Any]:
         "addresses": list(b.addresses),
         "networks": list(b.networks),
         "uplinks": list(b.uplinks),
+        "vlan_filtering": b.vlan_filtering,
+        "vlans": vlans_json(b.vlans),
         "ports": [port_json(p) for p in b.ports],
         "fdb": [fdb_json(f) for f in b.fdb],
     }
@@ -155,6 +164,12 @@ def link_json(lk: Link) -> dict[str, Any]:
         "peer_netns": lk.peer_netns,
         "promisc": lk.flags_promisc,
         "addresses": list(lk.addresses),
+        "lower": lk.lower,
+        "macvlan_mode": lk.macvlan_mode,
+        "vlan_id": lk.vlan_id,
+        "bond_mode": lk.bond_mode,
+        "bond_members": list(lk.bond_members),
+        "vlan_filtering": lk.vlan_filtering,
         "stats": {
             "rx_bytes": lk.stats.rx_bytes,
             "tx_bytes": lk.stats.tx_bytes,
@@ -171,6 +186,8 @@ def hop_json(h: Hop) -> dict[str, Any]:
         "dev": h.dev,
         "role": h.role,
         "ok": h.ok,
+        "vlan": h.vlan,
+        "tagged": h.tagged,
         "evidence": [{"what": e.what, "value": e.value, "ok": e.ok} for e in h.evidence],
     }
 
@@ -182,6 +199,7 @@ def path_json(p: NicPath) -> dict[str, Any]:
         "mode": p.mode,
         "way_out": p.way_out,
         "verdict": p.verdict,
+        "notes": list(p.notes),
         "hops": [hop_json(h) for h in p.hops],
     }
 

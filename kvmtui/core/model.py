@@ -23,6 +23,16 @@ LinkKind = Literal[
 ]  # fmt: skip
 
 
+MacvlanMode = Literal["private", "vepa", "bridge", "passthru", "source"]
+# IFLA_MACVLAN_MODE values (linux/if_link.h: MACVLAN_MODE_PRIVATE = 1, VEPA = 2, BRIDGE = 4, ...)
+MACVLAN_MODES: dict[int, MacvlanMode] = {
+    1: "private", 2: "vepa", 4: "bridge", 8: "passthru", 16: "source",
+}  # fmt: skip
+# IFLA_BOND_MODE values (linux/if_bonding.h: BOND_MODE_ROUNDROBIN = 0 ... BOND_MODE_ALB = 6)
+BOND_MODES = ("balance-rr", "active-backup", "balance-xor", "broadcast", "802.3ad", "balance-tlb",
+              "balance-alb")  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class LinkStats:
     rx_bytes: int = 0
@@ -54,6 +64,28 @@ class Link:
     addresses: tuple[str, ...] = ()  # "192.168.122.1/24", "fe80::1/64"
     stats: LinkStats = field(default_factory=LinkStats)
     flags_promisc: bool = False
+    # the device a macvtap/macvlan/vlan link is stacked on (IFLA_LINK, same namespace), by name
+    lower: str | None = None
+    macvlan_mode: MacvlanMode | None = None  # macvtap/macvlan: IFLA_MACVLAN_MODE
+    vlan_id: int | None = None  # a vlan link: IFLA_VLAN_ID
+    bond_mode: str | None = None  # a bond: IFLA_BOND_MODE by its name ("802.3ad", ...)
+    bond_members: tuple[str, ...] = ()  # a bond: the links whose IFLA_MASTER it is
+    vlan_filtering: bool | None = None  # a bridge: IFLA_BR_VLAN_FILTERING (None: not reported)
+
+
+@dataclass(frozen=True, slots=True)
+class PortVlan:
+    """One VLAN of a bridge port (or of the bridge itself, its host side) on a VLAN-aware bridge:
+    IFLA_BRIDGE_VLAN_INFO of the AF_BRIDGE link dump. ``pvid``: untagged frames that come in on
+    the port join this VLAN; ``untagged``: frames of this VLAN leave the port without a tag."""
+
+    vid: int
+    pvid: bool = False
+    untagged: bool = False
+
+
+def pvid_of(vlans: tuple[PortVlan, ...]) -> int | None:
+    return next((v.vid for v in vlans if v.pvid), None)
 
 
 StpState = Literal["disabled", "listening", "learning", "forwarding", "blocking", "unknown"]
@@ -110,6 +142,8 @@ class NetlinkState:
     links: tuple[Link, ...] = ()
     bridge_ports: tuple[tuple[str, BridgePortInfo], ...] = ()  # (port name, info)
     bridge_stp: tuple[tuple[str, bool, float | None], ...] = ()  # (bridge, stp on, fwd delay s)
+    # (port or bridge name, its VLANs) from the AF_BRIDGE dump; empty without VLAN filtering
+    bridge_vlans: tuple[tuple[str, tuple[PortVlan, ...]], ...] = ()
     fdb: tuple[FdbRecord, ...] = ()
     neighbours: tuple[Neighbour, ...] = ()
     routes: tuple[Route, ...] = ()
@@ -122,6 +156,15 @@ NetMode = Literal[
     "nat", "route", "open", "isolated", "bridge", "private", "vepa", "passthrough", "hostdev",
     "macvtap", "unknown",
 ]  # fmt: skip
+
+# The mode sets, defined here once (paths, the doctor, capture and the UI use these):
+# a NIC stacked straight on a host NIC (macvtap), with libvirt's names for its modes
+MACVTAP_MODES: tuple[str, ...] = ("private", "vepa", "passthrough", "direct", "macvtap")
+ROUTED_MODES: tuple[str, ...] = ("nat", "route", "open")  # the host routes the VM's packets
+DHCP_MODES: tuple[str, ...] = (*ROUTED_MODES, "isolated")  # libvirt's dnsmasq serves the bridge
+L2_MODES: tuple[str, ...] = ("bridge", *MACVTAP_MODES)  # frames leave the host as they are
+# domain states in which a QEMU process holds the VM's NICs (so there is a path to show)
+RUNNING_STATES: tuple[str, ...] = ("running", "paused", "blocked", "pmsuspended")
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +235,9 @@ class VmNic:
     ip_seen_at: float | None = None  # ip_source "wire": when (time.time()) it was last seen
 
 
+VmKind = Literal["libvirt", "light", "qemu"]
+
+
 @dataclass(frozen=True, slots=True)
 class Vm:
     name: str
@@ -200,7 +246,9 @@ class Vm:
     nics: tuple[VmNic, ...] = ()
     domain_id: int | None = None
     pid: int | None = None  # the QEMU process
-    kind: Literal["libvirt", "light"] = "libvirt"
+    # libvirt: a domain; light: a network namespace; qemu: a QEMU process no libvirt knows
+    # (Proxmox's qemu-server, a hand-started QEMU), with the NICs its command line names
+    kind: VmKind = "libvirt"
 
 
 # --- resolved view ---------------------------------------------------------------------------
@@ -253,6 +301,11 @@ class Port:
     owner: str | None = None  # "VM web1", "veth -> netns kvmtui-lan", "uplink"
     vm: str | None = None
     peer_netns: str | None = None
+    vlans: tuple[PortVlan, ...] = ()  # on a VLAN-aware bridge: the port's VLANs
+
+    @property
+    def pvid(self) -> int | None:
+        return pvid_of(self.vlans)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,9 +321,11 @@ class Bridge:
     fdb: tuple[FdbEntry, ...] = ()
     networks: tuple[str, ...] = ()  # libvirt networks on this bridge
     uplinks: tuple[str, ...] = ()  # ports that lead off the host (physical, bond, vlan, veth)
+    vlan_filtering: bool | None = None  # VLAN-aware (IFLA_BR_VLAN_FILTERING); None: not reported
+    vlans: tuple[PortVlan, ...] = ()  # the bridge's own VLANs (its host side: "bridge vlan self")
 
 
-HopRole = Literal["tap", "bridge", "uplink", "nat", "route", "lan", "end", "macvtap"]
+HopRole = Literal["tap", "bridge", "uplink", "nat", "route", "lan", "end", "macvtap", "veth"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +341,8 @@ class Hop:
     role: HopRole
     evidence: tuple[Evidence, ...] = ()
     ok: bool | None = None
+    vlan: int | None = None  # on a VLAN-aware bridge: the VLAN the VM's frames are in here
+    tagged: bool | None = None  # ... and whether they carry its tag on this device
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +353,7 @@ class NicPath:
     hops: tuple[Hop, ...]
     way_out: bool  # can the packet leave the host?
     verdict: str  # one plain line: "leaves through ens9 unchanged", "no way out: isolated"
+    notes: tuple[str, ...] = ()  # rules of this kind of path a user should know (macvtap, ...)
 
 
 @dataclass(frozen=True, slots=True)
