@@ -18,6 +18,8 @@ from collections.abc import Iterable
 
 from kvmtui.core import nlfast, nlsock
 from kvmtui.core.model import (
+    BOND_MODES,
+    MACVLAN_MODES,
     BridgePortInfo,
     FdbRecord,
     Link,
@@ -25,6 +27,7 @@ from kvmtui.core.model import (
     LinkStats,
     Neighbour,
     NetlinkState,
+    PortVlan,
     Route,
     StpState,
 )
@@ -95,6 +98,10 @@ def _build_links(
 ) -> tuple[Link, ...]:
     raw = list(raw)
     names = {rl.index: rl.name for rl in raw}
+    members: dict[int, list[str]] = {}
+    for rl in raw:
+        if rl.master and rl.slave_kind == "bond":
+            members.setdefault(rl.master, []).append(rl.name)
     out = []
     for rl in raw:
         # IFLA_LINK equal to the own index means "no lower link", unless it is an index in the
@@ -116,9 +123,50 @@ def _build_links(
                 addresses=tuple(addrs.get(rl.index, ())),
                 stats=_stats(rl.stats),
                 flags_promisc=bool(rl.flags & nlsock.IFF_PROMISC),
+                lower=names.get(peer)
+                if peer and rl.kind in _STACKED and rl.netnsid is None
+                else None,
+                macvlan_mode=MACVLAN_MODES.get(rl.macvlan_mode or 0),
+                vlan_id=rl.vlan_id,
+                bond_mode=_bond_mode(rl.bond_mode),
+                bond_members=tuple(members.get(rl.index, ())),
+                vlan_filtering=None if rl.br_vlan_filtering is None else bool(rl.br_vlan_filtering),
             )
         )
     return tuple(out)
+
+
+_STACKED = ("macvtap", "macvlan", "vlan")  # kinds whose IFLA_LINK is the device under them
+
+
+def _bond_mode(v: int | None) -> str | None:
+    if v is None:
+        return None
+    return BOND_MODES[v] if 0 <= v < len(BOND_MODES) else str(v)
+
+
+def port_vlans(raw: list[tuple[int, int]]) -> tuple[PortVlan, ...]:
+    """The model's VLANs of a port from ``(vid, BRIDGE_VLAN_INFO_* flags)`` pairs."""
+    return tuple(
+        PortVlan(
+            vid,
+            pvid=bool(fl & nlsock.BRIDGE_VLAN_INFO_PVID),
+            untagged=bool(fl & nlsock.BRIDGE_VLAN_INFO_UNTAGGED),
+        )
+        for vid, fl in raw
+    )
+
+
+def _bridge_vlans(
+    conn: NlConn, names: dict[int, str]
+) -> tuple[tuple[str, tuple[PortVlan, ...]], ...]:
+    """Per-port VLANs of the VLAN-aware bridges; none (not an error) where the kernel reports
+    none or refuses the AF_BRIDGE dump (no bridge module, no VLAN filtering)."""
+    try:
+        raw = nlfast.dump_bridge_vlans(conn)
+    except NetlinkError:
+        return ()
+    return tuple((names[i], port_vlans(v)) for i, v in raw.items() if i in names)
 
 
 def _port_info(rl: RawLink) -> BridgePortInfo:
@@ -185,6 +233,7 @@ def read_netlink(netns: str | None = None) -> NetlinkState:
                 if rl.kind == "bridge"
             )
             fdb = _fdb_records(conn, bridges, names)
+            vlans = _bridge_vlans(conn, names) if bridges else ()
             neigh = tuple(
                 Neighbour(ip=ip, mac=mac, dev=names.get(idx, str(idx)), state=nlfast.nud_name(st))
                 for ip, mac, idx, st in nlfast.dump_neighbours(conn)
@@ -209,6 +258,7 @@ def read_netlink(netns: str | None = None) -> NetlinkState:
                 links=links,
                 bridge_ports=ports,
                 bridge_stp=stp,
+                bridge_vlans=vlans,
                 fdb=tuple(fdb),
                 neighbours=neigh,
                 routes=routes,

@@ -39,6 +39,7 @@ from kvmtui.core.nlsock import (
     _STATS64,
     _U16,
     _U32,
+    _VLAN_INFO,
 )
 
 # --- decoded records -------------------------------------------------------------------------
@@ -63,6 +64,10 @@ class RawLink:
     tun_type: int | None = None
     br_stp: int | None = None
     br_fwd_delay: int | None = None  # clock_t
+    br_vlan_filtering: int | None = None
+    bond_mode: int | None = None
+    macvlan_mode: int | None = None
+    vlan_id: int | None = None
     port: dict[int, int] = field(default_factory=dict)  # IFLA_BRPORT_* -> value
 
 
@@ -97,15 +102,19 @@ def _decode_linkinfo(data: bytes, pos: int, end: int, rl: RawLink) -> None:
             slave_data = (s, e)
     if info_data is not None:
         if rl.kind == "bridge":
-            for t, s, _e in _attrs(data, *info_data):
+            for t, s, e in _attrs(data, *info_data):
                 if t == IFLA_BR_STP_STATE:
                     rl.br_stp = _U32.unpack_from(data, s)[0]
                 elif t == IFLA_BR_FORWARD_DELAY:
                     rl.br_fwd_delay = _U32.unpack_from(data, s)[0]
+                elif t == IFLA_BR_VLAN_FILTERING and e > s:
+                    rl.br_vlan_filtering = data[s]
         elif rl.kind == "tun":
             for t, s, _e in _attrs(data, *info_data):
                 if t == IFLA_TUN_TYPE:
                     rl.tun_type = data[s]
+        else:
+            _decode_kind_data(data, info_data, rl)
     if slave_data is not None and rl.slave_kind == "bridge":
         port = rl.port
         for t, s, e in _attrs(data, *slave_data):
@@ -115,6 +124,18 @@ def _decode_linkinfo(data: bytes, pos: int, end: int, rl: RawLink) -> None:
                 port[t] = _U16.unpack_from(data, s)[0]
             elif t == IFLA_BRPORT_COST and e - s >= 4:
                 port[t] = _U32.unpack_from(data, s)[0]
+
+
+def _decode_kind_data(data: bytes, info_data: tuple[int, int], rl: RawLink) -> None:
+    """IFLA_INFO_DATA of a bond (its mode), a macvlan/macvtap (its mode) or a vlan (its id);
+    an attribute shorter than its type is skipped, never read past."""
+    for t, s, e in _attrs(data, *info_data):
+        if rl.kind == "bond" and t == IFLA_BOND_MODE and e > s:
+            rl.bond_mode = data[s]
+        elif rl.kind in ("macvlan", "macvtap") and t == IFLA_MACVLAN_MODE and e - s >= 4:
+            rl.macvlan_mode = _U32.unpack_from(data, s)[0]
+        elif rl.kind == "vlan" and t == IFLA_VLAN_ID and e - s >= 2:
+            rl.vlan_id = _U16.unpack_from(data, s)[0]
 
 
 def decode_link(data: bytes, pos: int, end: int) -> RawLink:
@@ -158,6 +179,47 @@ def dump_links(conn: NlConn, master: int | None = None, kind: str | None = None)
     out = []
     for _t, data, pos, end in conn.messages(RTM_GETLINK, _link_request(master, kind)):
         out.append(decode_link(data, pos, end))
+    return out
+
+
+BridgeVlan = tuple[int, int]  # (vid, BRIDGE_VLAN_INFO_* flags)
+
+
+def decode_bridge_vlans(data: bytes, pos: int, end: int) -> tuple[int, list[BridgeVlan]]:
+    """``(ifindex, [(vid, flags), ...])`` of one AF_BRIDGE link message: the
+    IFLA_BRIDGE_VLAN_INFO entries of its IFLA_AF_SPEC, a RANGE_BEGIN..RANGE_END pair spelled
+    out vid by vid. No IFLA_AF_SPEC (no VLAN filtering) gives an empty list."""
+    index = _IFINFO.unpack_from(data, pos)[2]
+    out: list[BridgeVlan] = []
+    begin: int | None = None
+    for t, s, e in _attrs(data, pos + 16, end):
+        if t != IFLA_AF_SPEC:
+            continue
+        for t2, s2, e2 in _attrs(data, s, e):
+            if t2 != IFLA_BRIDGE_VLAN_INFO or e2 - s2 < 4:
+                continue
+            flags, vid = _VLAN_INFO.unpack_from(data, s2)
+            if flags & BRIDGE_VLAN_INFO_RANGE_BEGIN:
+                begin = vid
+                continue
+            first = vid
+            if flags & BRIDGE_VLAN_INFO_RANGE_END and begin is not None:
+                first = begin
+            flags &= ~(BRIDGE_VLAN_INFO_RANGE_BEGIN | BRIDGE_VLAN_INFO_RANGE_END)
+            out.extend((v, flags) for v in range(first, vid + 1))
+            begin = None
+    return index, out
+
+
+def dump_bridge_vlans(conn: NlConn) -> dict[int, list[BridgeVlan]]:
+    """ifindex -> its VLANs, for every bridge port and bridge with any: the AF_BRIDGE link dump
+    with RTEXT_FILTER_BRVLAN (what ``bridge vlan show`` asks). Empty without VLAN filtering."""
+    body = _IFINFO.pack(AF_BRIDGE, 0, 0, 0, 0) + nla(IFLA_EXT_MASK, _U32.pack(RTEXT_FILTER_BRVLAN))
+    out: dict[int, list[BridgeVlan]] = {}
+    for _t, data, pos, end in conn.messages(RTM_GETLINK, body):
+        index, vlans = decode_bridge_vlans(data, pos, end)
+        if vlans:
+            out.setdefault(index, []).extend(vlans)
     return out
 
 

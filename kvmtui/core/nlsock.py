@@ -71,6 +71,17 @@ IFLA_BRPORT_COST = 3
 IFLA_BRPORT_LEARNING = 8
 IFLA_BRPORT_UNICAST_FLOOD = 9
 IFLA_TUN_TYPE = 3
+IFLA_AF_SPEC = 26
+IFLA_BR_VLAN_FILTERING = 7  # u8, in a bridge's IFLA_INFO_DATA
+IFLA_BOND_MODE = 1  # u8, in a bond's IFLA_INFO_DATA
+IFLA_MACVLAN_MODE = 1  # u32, in a macvlan's or macvtap's IFLA_INFO_DATA
+IFLA_VLAN_ID = 1  # u16, in a vlan's IFLA_INFO_DATA
+RTEXT_FILTER_BRVLAN = 1 << 1  # IFLA_EXT_MASK: each port's VLANs in IFLA_AF_SPEC
+IFLA_BRIDGE_VLAN_INFO = 2  # in IFLA_AF_SPEC: struct bridge_vlan_info { u16 flags; u16 vid; }
+BRIDGE_VLAN_INFO_PVID = 1 << 1
+BRIDGE_VLAN_INFO_UNTAGGED = 1 << 2
+BRIDGE_VLAN_INFO_RANGE_BEGIN = 1 << 3
+BRIDGE_VLAN_INFO_RANGE_END = 1 << 4
 IFF_TUN = 0x0001
 IFF_TAP = 0x0002
 IFF_LOOPBACK = 0x8
@@ -144,6 +155,7 @@ _STATS64 = struct.Struct(
 _CACHEINFO = struct.Struct("=IIII")  # confirmed, used, updated, refcnt
 _RTNH = struct.Struct("=HBBi")  # len, flags, hops, ifindex
 _NLA_U16 = struct.Struct("=HHH")
+_VLAN_INFO = struct.Struct("=HH")  # struct bridge_vlan_info: flags, vid
 # An FDB message as the bridge writes it (kernel >= 5.18): nlmsghdr, ndmsg, NDA_LLADDR (6 bytes),
 # NDA_MASTER, NDA_FLAGS_EXT, NDA_CACHEINFO (only ndm_updated kept), then NDA_VLAN if any.
 # Checked against _FDB_FAST_SHAPE before being trusted; anything else takes the generic path.
