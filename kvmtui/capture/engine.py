@@ -90,6 +90,10 @@ class CaptureBatch:
     skipped: int  # frames read but not correlated (backlog under a flood, or paused)
     lost_rows: int  # rows that fell out of the new-rows buffer before a poll took them
     running: bool
+    # with keep_frames: every frame every hop's filter passed since the last poll, correlated
+    # or not (what trace --pcap writes), and how many fell out of that buffer unpolled
+    frames: tuple[RawPacket, ...] = ()
+    frames_lost: int = 0
 
 
 @dataclass(slots=True)
@@ -126,6 +130,8 @@ class CaptureSession:
         window_s: float = 0.4,
         block_size: int = 1 << 20,
         block_nr: int = 8,
+        keep_frames: bool = False,
+        max_frames: int = 100_000,
     ) -> None:
         self.path = path
         self.netns = netns
@@ -140,6 +146,9 @@ class CaptureSession:
         self.window_ns = int(window_s * 1e9)
         self.block_size, self.block_nr = block_size, block_nr
         self._new: deque[PacketRow] = deque(maxlen=max_rows)
+        self.keep_frames = keep_frames
+        self._frames: deque[RawPacket] = deque(maxlen=max_frames)
+        self.frames_lost = 0
         self._dhcp_new: dict[tuple[int, str], DhcpTransaction] = {}
         self._events: deque[CaptureEvent] = deque(maxlen=1000)
         self._lock = threading.RLock()  # guards buffers and rings against poll()
@@ -292,10 +301,12 @@ class CaptureSession:
             self._dhcp_new.clear()
             ev = tuple(self._events)
             self._events.clear()
+            frames = tuple(self._frames)
+            self._frames.clear()
             hops = self._hop_status()
             return CaptureBatch(
                 rows, dh, hops, ev, self.packets, self.skipped, self.lost_rows,
-                self._thread is not None and self._thread.is_alive(),
+                self._thread is not None and self._thread.is_alive(), frames, self.frames_lost,
             )  # fmt: skip
 
     def _hop_status(self) -> tuple[HopStatus, ...]:
@@ -403,10 +414,14 @@ class CaptureSession:
             for st in self._hops.values():
                 if st.ring is not None:
                     got: list[RawPacket] = []
-                    # frames past the backlog are counted, not copied (ring.read's docstring)
-                    total += st.ring.read(got, keep=0 if self.paused else self.backlog)
+                    # frames past the backlog are counted, not copied (ring.read's docstring),
+                    # unless every frame is kept for a file
+                    keep = 0 if self.paused else self.backlog
+                    total += st.ring.read(got, keep=1 << 30 if self.keep_frames else keep)
                     per_ring.append(got)
             self.packets += total
+            if self.keep_frames:
+                self._keep(per_ring)
             batch: list[RawPacket] = []
             if self.paused:
                 self.skipped += total
@@ -447,6 +462,16 @@ class CaptureSession:
         with self._lock:
             for r in rows:
                 self._new.append(r)
+
+    def _keep(self, per_ring: list[list[RawPacket]]) -> None:
+        """Every frame read, for poll() to hand over; the oldest go first when nobody polls."""
+        with self._lock:
+            room = (self._frames.maxlen or 0) - len(self._frames)
+            n = sum(len(g) for g in per_ring)
+            if n > room:
+                self.frames_lost += n - room
+            for g in per_ring:
+                self._frames.extend(g)
 
     def _exists(self, dev: str, ifindex: int) -> bool:
         try:

@@ -66,6 +66,26 @@ def epb(
     return _block(6, body)
 
 
+_EPB_HEAD = struct.Struct("<IIIIIII")  # block type and length, then the EPB's fixed fields
+_U32 = struct.Struct("<I")
+_PADS = (b"", b"\0\0\0", b"\0\0", b"\0")
+_DIRECTION = {  # epb_flags (direction) and the end of options, as epb() writes them
+    out: _opt(2, struct.pack("<I", 2 if out else 1)) + _opt(0, b"") for out in (True, False)
+}
+
+
+def epb_plain(iface: int, ts_ns: int, data: bytes, wire_len: int, outgoing: bool) -> bytes:
+    """``epb(iface, ts_ns, data, wire_len, outgoing)`` without a comment, in one pack: the
+    flood's frames go through here (about 3x less work a frame)."""
+    n = len(data)
+    pad = _PADS[n & 3]
+    opts = _DIRECTION[outgoing]
+    total = 32 + n + len(pad) + len(opts)
+    head = _EPB_HEAD.pack(6, total, iface, ts_ns >> 32 & 0xFFFFFFFF, ts_ns & 0xFFFFFFFF, n,
+                          wire_len if wire_len > n else n)  # fmt: skip
+    return head + data + pad + opts + _U32.pack(total)
+
+
 class ExportRefused(OSError):
     """The export path is refused (exists, a symlink, not a regular file): one line."""
 

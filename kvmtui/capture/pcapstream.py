@@ -1,7 +1,11 @@
 """A pcapng file written while the capture runs: what ``trace --pcap`` streams to.
 
-Every sighting of every correlated row goes out as it is polled (one interface block per hop,
-the row named in the packet's comment), flushed at least once a second, so Ctrl-C, SIGTERM, an
+Fed with :meth:`PcapngStream.add_frames` (the engine's ``keep_frames``), every frame every
+hop's kernel filter passed goes out, correlated or not (under a flood most are not): each is
+held back ``HOLD_NS`` so that the row it belongs to, when there is one, is named in its comment
+(rows come from the correlator's window, and trace waits for a drop reason); without frames,
+:meth:`write_rows` writes the sightings of the rows it is given (the TUI's export). One
+interface block per hop; flushed at least once a second, so Ctrl-C, SIGTERM, an
 SSH drop (SIGHUP) or a kill leaves a file that Wireshark reads up to its last second. Blocks are
 written whole: on a full disk the file is cut back to the last complete block and writing stops
 with one line, never a packet half written. ``max_bytes``/``files`` rotate like tcpdump's
@@ -14,12 +18,22 @@ import contextlib
 import errno
 import os
 import time
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
 
 from kvmtui.capture.correlate import PacketRow
-from kvmtui.capture.pcapng import ExportRefused, epb, idb, open_export, shb
+from kvmtui.capture.pcapng import ExportRefused, epb, epb_plain, idb, open_export, shb
+from kvmtui.capture.ring import PACKET_OUTGOING, RawPacket
 
 FLUSH_EVERY_S = 1.0
+
+
+def _ts(p: RawPacket) -> int:
+    return p[0]
+
+
+HOLD_NS = 1_500_000_000  # a frame waits this long for its row's name (window + fate wait)
+MAX_HELD = 100_000  # beyond this the oldest frames go out unnamed rather than wait
 
 
 class PcapngStream:
@@ -40,6 +54,11 @@ class PcapngStream:
         self.error: str | None = None  # why writing stopped (disk full), None while it goes on
         self.names: list[str] = []  # every file written, in order
         self._index = 0
+        self._raw = False  # fed with add_frames: rows only name the frames
+        self._held: deque[tuple[int, Sequence[RawPacket]]] = deque()  # (newest time, frames)
+        self._nheld = 0
+        self._hops: dict[int, tuple[str, str]] = {}
+        self._names: dict[tuple[str, int], str] = {}  # (dev, time) -> the row's comment
         self._open(path, overwrite)
 
     # -- files -------------------------------------------------------------------------------
@@ -94,25 +113,117 @@ class PcapngStream:
         if len(self._buf) >= 1 << 16:
             self.flush()
 
+    def add_frames(self, frames: Iterable[RawPacket], hops: Mapping[int, tuple[str, str]]) -> None:
+        """Every frame the hops captured (``hops``: hop index -> (device, role)); written
+        ``HOLD_NS`` later, named after its row if :meth:`write_rows` got that row by then."""
+        self._raw = True
+        frames = frames if isinstance(frames, (list, tuple)) else list(frames)
+        if frames:
+            self._hops.update(hops)
+            self._held.append((max(map(_ts, frames)), frames))
+            self._nheld += len(frames)
+        self._drain(time.time_ns() - HOLD_NS)
+
     def write_rows(self, rows: Iterable[PacketRow]) -> None:
-        """Every sighting of ``rows`` in time order; flushes when a second has passed."""
+        """With frames (:meth:`add_frames`): name each row's frames. Without: every sighting
+        of ``rows`` in time order. Flushes when a second has passed."""
+        if self._raw:
+            for r in rows:
+                for s in r.hops:
+                    self._names[(s.dev, s.time_ns)] = (
+                        f"row {r.seq}: {r.direction}, {s.role} {s.dev}"
+                    )
+            self._drain(time.time_ns() - HOLD_NS)
+            return
         items = sorted(((s.time_ns, r, s) for r in rows for s in r.hops), key=lambda x: x[0])
         for _, r, s in items:
-            if self.error is not None:
-                return
-            if self.max_bytes is not None and self._size >= self.max_bytes:
-                self._rotate()
-                if self.error is not None:
-                    return
-            i = self._ifaces.get(s.dev)
-            if i is None:
-                i = self._ifaces[s.dev] = len(self._ifaces)
-                self._put(idb(s.dev, f"kvmtui hop: {s.role}"))
             comment = f"row {r.seq}: {r.direction}, {s.role} {s.dev}"
-            self._put(epb(i, s.time_ns, s.data, s.wire_len, s.outgoing, comment))
-            self._pending += 1
+            if not self._frame(s.dev, s.role, s.time_ns, s.data, s.wire_len, s.outgoing, comment):
+                return
         if self._now() - self._last_flush >= FLUSH_EVERY_S:
             self.flush()
+
+    def _drain(self, cutoff_ns: int) -> None:
+        """Write the held batches whose newest frame is older than ``cutoff_ns`` (and the
+        oldest past MAX_HELD, named or not), in time order across hops."""
+        ready: list[RawPacket] = []
+        held = self._held
+        while held and (held[0][0] <= cutoff_ns or self._nheld > MAX_HELD):
+            _newest, frames = held.popleft()
+            ready.extend(frames)
+            self._nheld -= len(frames)
+        if ready:
+            ready.sort(key=_ts)  # each hop's frames are in order already: runs to merge
+            self._write_raw(ready)
+        names = self._names
+        if len(names) > 4 * MAX_HELD or (names and not self._nheld):
+            self._names = {k: v for k, v in names.items() if k[1] > cutoff_ns}
+        if self._now() - self._last_flush >= FLUSH_EVERY_S:
+            self.flush()
+
+    def _write_raw(self, frames: list[RawPacket]) -> None:
+        names, hops, ifaces = self._names, self._hops, self._ifaces
+        plain = self.max_bytes is None  # no rotation to check between frames
+        blocks: list[bytes] = []
+        iface_of: dict[int, tuple[int, str, str]] = {}  # hop -> (interface, device, role)
+        for ts, hop, pkttype, wire, data in frames:
+            known = iface_of.get(hop)
+            if known is None:
+                dev, role = hops.get(hop, (f"hop{hop}", "hop"))
+                i = ifaces.get(dev)
+                if i is None:
+                    if blocks:
+                        self._put_many(blocks)
+                    i = ifaces[dev] = len(ifaces)
+                    self._put(idb(dev, f"kvmtui hop: {role}"))
+                known = iface_of[hop] = (i, dev, role)
+            i, dev, role = known
+            comment = names.pop((dev, ts), None) if names else None
+            if plain and comment is None:
+                blocks.append(epb_plain(i, ts, data, wire, pkttype == PACKET_OUTGOING))
+                if len(blocks) >= 2048:  # out in slices: the buffer stays small
+                    self._put_many(blocks)
+                continue
+            if blocks:
+                self._put_many(blocks)
+            if not self._frame(
+                dev, role, ts, data, wire, pkttype == PACKET_OUTGOING, comment or ""
+            ):
+                return
+            if not plain:
+                iface_of.clear()  # a rotation starts a file with no interfaces
+                ifaces = self._ifaces
+        if blocks:
+            self._put_many(blocks)
+
+    def _put_many(self, blocks: list[bytes]) -> None:
+        """Whole blocks out at once (and the list emptied)."""
+        if self.error is None:
+            data = b"".join(blocks)
+            self._buf += data
+            self._size += len(data)
+            self._pending += len(blocks)
+            if len(self._buf) >= 1 << 16:
+                self.flush()
+        blocks.clear()
+
+    def _frame(
+        self, dev: str, role: str, ts: int, data: bytes, wire: int, outgoing: bool, comment: str
+    ) -> bool:
+        """One frame out (rotating first when the file is full); False once writing stopped."""
+        if self.error is not None:
+            return False
+        if self.max_bytes is not None and self._size >= self.max_bytes:
+            self._rotate()
+            if self.error is not None:
+                return False
+        i = self._ifaces.get(dev)
+        if i is None:
+            i = self._ifaces[dev] = len(self._ifaces)
+            self._put(idb(dev, f"kvmtui hop: {role}"))
+        self._put(epb(i, ts, data, wire, outgoing, comment))
+        self._pending += 1
+        return True
 
     def flush(self) -> None:
         """Write the buffer out; on failure cut the file back to its last whole block."""
@@ -142,4 +253,6 @@ class PcapngStream:
         self._buf = bytearray()
 
     def close(self) -> None:
+        if self._raw:
+            self._drain(1 << 62)  # everything still held
         self._close_file()

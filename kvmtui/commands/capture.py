@@ -73,7 +73,7 @@ def _resolver(uri: str | None) -> Callable[[str], NicPath | None]:
 
 
 def _session(
-    args: argparse.Namespace, extra_filter: str | None
+    args: argparse.Namespace, extra_filter: str | None, keep_frames: bool = False
 ) -> tuple[CaptureSession | None, int]:
     uri = getattr(args, "connect", None)
     snap = _read_host(uri)
@@ -85,7 +85,7 @@ def _session(
     try:
         sess = CaptureSession(
             path, bpf_filter=extra_filter, resolve=_resolver(uri), networks=snap.networks,
-            vm_by_mac=vm_by_mac,
+            vm_by_mac=vm_by_mac, keep_frames=keep_frames,
         )  # fmt: skip
         sess.start()
     except BpfError as exc:
@@ -157,6 +157,10 @@ def row_text(r: PacketRow) -> str:
     if r.fate is not None:
         line += f"  !! {r.fate.words or r.fate.reason} ({r.fate.reason} in {r.fate.location})"
     return line
+
+
+def _hop_names(batch: CaptureBatch) -> dict[int, tuple[str, str]]:
+    return {h.index: (h.dev, h.role) for h in batch.hops}
 
 
 def _events(batch: CaptureBatch, out: TextIO) -> None:
@@ -232,7 +236,8 @@ def run_trace(args: argparse.Namespace) -> int:
 
 
 def _trace(args: argparse.Namespace, flt: str | None, out: TextIO) -> int:
-    sess, code = _session(args, flt)
+    # with --pcap every frame is kept for the file, correlated or not
+    sess, code = _session(args, flt, keep_frames=bool(getattr(args, "pcap", None)))
     if sess is None:
         return code
     stream: PcapngStream | None = None
@@ -275,6 +280,7 @@ def _trace(args: argparse.Namespace, flt: str | None, out: TextIO) -> int:
             rows = [r for r, _ in waiting[:ready]]
             del waiting[:ready]
             if stream is not None:
+                stream.add_frames(batch.frames, _hop_names(batch))
                 stream.write_rows(rows)
             for r in rows:
                 if printed >= count:
@@ -298,7 +304,9 @@ def _trace(args: argparse.Namespace, flt: str | None, out: TextIO) -> int:
         printed += 1
     if stream is not None:
         with contextlib.suppress(_Stopped, KeyboardInterrupt):  # what came in meanwhile
-            stream.write_rows([r for r, _ in waiting] + fates.annotate(sess.poll().rows))
+            final = sess.poll()
+            stream.add_frames(final.frames, _hop_names(final))
+            stream.write_rows([r for r, _ in waiting] + fates.annotate(final.rows))
         stream.close()
     if stopped_by:
         print(f"kvmtui: stopped by {stopped_by}", file=sys.stderr)
@@ -310,6 +318,16 @@ def _trace(args: argparse.Namespace, flt: str | None, out: TextIO) -> int:
             f"kvmtui: {lost} rows came faster than they were read and are not shown",
             file=sys.stderr,
         )
+    if last is not None and last.skipped:
+        kept = " (the pcapng file has them)" if stream is not None else ""
+        print(
+            f"kvmtui: {last.skipped} of {last.packets} frames came too fast to be followed "
+            f"hop by hop and are not rows{kept}",
+            file=sys.stderr,
+        )
+    if last is not None and last.frames_lost:
+        print(f"kvmtui: {last.frames_lost} frames did not reach the file (the writer fell "
+              "behind the capture)", file=sys.stderr)  # fmt: skip
     if stream is not None:
         files = ", ".join(stream.names)
         print(

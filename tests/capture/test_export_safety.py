@@ -185,3 +185,15 @@ print(s.frames, len(r.stdout.split()), r.returncode, repr(s.error))
     assert "disk is full" in error
     assert rc == "0" and int(frames) > 0 and int(read_back) == int(frames)
     assert not os.listdir(tmp_path / "full")  # the tmpfs went with its namespace
+
+
+def test_fast_epb_is_the_same_block_as_epb() -> None:
+    from kvmtui.capture.pcapng import epb, epb_plain
+
+    for n in range(0, 70):
+        for out in (True, False):
+            data = bytes(range(n))
+            ts = 1_764_000_000_123_456_789 + n
+            assert epb_plain(3, ts, data, n + 7 * (n % 2), out) == epb(
+                3, ts, data, n + 7 * (n % 2), out
+            )
