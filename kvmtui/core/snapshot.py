@@ -32,6 +32,7 @@ from typing import ParamSpec
 from kvmtui.core.firewall import FirewallState
 from kvmtui.core.model import (
     Bridge,
+    BridgePortInfo,
     FdbEntry,
     FdbRecord,
     HostSnapshot,
@@ -41,6 +42,7 @@ from kvmtui.core.model import (
     NetlinkState,
     Network,
     Port,
+    PortVlan,
     Problem,
     Vm,
     VmNic,
@@ -125,32 +127,18 @@ def _gc_paused(build: Callable[P, HostSnapshot]) -> Callable[P, HostSnapshot]:
     return run
 
 
-@_gc_paused
-def build_snapshot(
-    nl: NetlinkState,
-    virt: VirtState,
-    *,
-    firewall: FirewallState | None = None,
-    procs: ProcState | None = None,
-    guest_macs: Mapping[str, str] | None = None,
-    hostname: str | None = None,
-    taken_at: float | None = None,
-    problems: Sequence[Problem] = (),
-    fdb_cache: FdbCache | None = None,
-) -> HostSnapshot:
-    """Join the readers' states. ``guest_macs`` maps a namespace guest's host-side port name to
-    the MAC of its peer (read inside the peer's namespace by ``read_host``)."""
-    guest_macs = guest_macs or {}
-    links = nl.links
-    by_name = {lk.name: lk for lk in links}
-    port_info = dict(nl.bridge_ports)
-    stp = {b: (on, delay) for b, on, delay in nl.bridge_stp}
-    route_dev = next(
+# --- the join, step by step ------------------------------------------------------------------
+
+
+def _default_dev(nl: NetlinkState) -> str | None:
+    return next(
         (r.dev for r in nl.routes if r.dst in ("default", "0.0.0.0/0") and r.table in (254, 0)),
         None,
     )
 
-    # --- networks (+ NAT rule per NAT network) ---
+
+def _networks_with_nat(virt: VirtState, firewall: FirewallState | None) -> list[Network]:
+    """libvirt's networks, each NAT network with whether a MASQUERADE rule covers its subnet."""
     networks: list[Network] = []
     for net in virt.networks:
         if firewall is not None and net.mode == "nat":
@@ -166,115 +154,190 @@ def build_snapshot(
                 ok, ev = firewall.nat_for(subnet)
                 net = replace(net, nat_rule=ok, nat_rule_evidence=ev)
         networks.append(net)
-    net_by_name = {n.name: n for n in networks}
-    net_by_bridge = {n.bridge: n for n in networks if n.bridge}
+    return networks
 
-    # --- IP sources ---
-    leases = {lease.mac: lease for n in networks for lease in n.leases}
-    statics = {h.mac: (h, n) for n in networks for a in n.addresses for h in a.hosts if h.mac}
-    agent = dict(virt.agent_ips)
 
-    def resolve_ip(mac: str, bridge: str | None) -> tuple[str | None, IpSource]:
-        if mac in leases:
-            return leases[mac].ip, "lease"
-        if mac in statics:
-            return statics[mac][0].ip, "static-dhcp"
-        ip = _neigh_ip(nl, mac, bridge)
+class _Join:
+    """The lookups every step of the join shares (one snapshot's worth, built once)."""
+
+    def __init__(self, nl: NetlinkState, virt: VirtState, networks: list[Network]) -> None:
+        self.nl = nl
+        self.by_name = {lk.name: lk for lk in nl.links}
+        self.net_by_name = {n.name: n for n in networks}
+        self.net_by_bridge = {n.bridge: n for n in networks if n.bridge}
+        self.leases = {lease.mac: lease for n in networks for lease in n.leases}
+        self.statics = {h.mac: h for n in networks for a in n.addresses for h in a.hosts if h.mac}
+        self.agent = dict(virt.agent_ips)
+
+    def resolve_ip(self, mac: str, bridge: str | None) -> tuple[str | None, IpSource]:
+        """A VM NIC's IP and its source: lease, static DHCP host, neighbour table, agent."""
+        if mac in self.leases:
+            return self.leases[mac].ip, "lease"
+        if mac in self.statics:
+            return self.statics[mac].ip, "static-dhcp"
+        ip = _neigh_ip(self.nl, mac, bridge)
         if ip:
             return ip, "neighbour"
-        if mac in agent:
-            return agent[mac], "agent"
+        if mac in self.agent:
+            return self.agent[mac], "agent"
         return None, "none"
 
-    # --- VMs: libvirt domains ---
+    def network_of_bridge(self, bridge: str | None) -> str | None:
+        n = self.net_by_bridge.get(bridge or "")
+        return n.name if n else None
+
+
+def _libvirt_vms(j: _Join, virt: VirtState, procs: ProcState | None) -> list[Vm]:
+    """libvirt's domains, each NIC on the bridge its tap is on and with its IP; the QEMU pid
+    from the command line's name or from the process holding a tap."""
     vm_pids = dict(procs.vm_pids) if procs else {}
     tap_pids = dict(procs.tap_pids) if procs else {}
     vms: list[Vm] = []
-    taps_used: set[str] = set()
     for dom in virt.domains:
         nics: list[VmNic] = []
         for nic in dom.nics:
             bridge = nic.bridge
-            tap_link = by_name.get(nic.tap) if nic.tap else None
+            tap_link = j.by_name.get(nic.tap) if nic.tap else None
             if tap_link is not None and tap_link.master:
                 bridge = tap_link.master
-            elif bridge is None and nic.network in net_by_name:
-                bridge = net_by_name[nic.network].bridge
-            network = nic.network
-            if network is None and bridge in net_by_bridge:
-                network = net_by_bridge[bridge].name
-            if nic.tap:
-                taps_used.add(nic.tap)
-            ip, src = resolve_ip(nic.mac, bridge)
+            elif bridge is None and nic.network in j.net_by_name:
+                bridge = j.net_by_name[nic.network].bridge
+            network = nic.network or j.network_of_bridge(bridge)
+            ip, src = j.resolve_ip(nic.mac, bridge)
             nics.append(replace(nic, bridge=bridge, network=network, ip=ip, ip_source=src))
         pid = vm_pids.get(dom.name)
         if pid is None:
             pid = next((tap_pids[n.tap] for n in dom.nics if n.tap and n.tap in tap_pids), None)
         vms.append(replace(dom, nics=tuple(nics), pid=pid if dom.state == "running" else None))
+    return vms
 
-    # --- VMs: namespace guests ---
+
+def _qemu_vms(j: _Join, procs: ProcState | None, known: set[str], taps_used: set[str]) -> list[Vm]:
+    """QEMU processes no libvirt domain stands for (Proxmox, a hand-started QEMU): a VM of kind
+    ``qemu`` each, its NICs from the command line, a NIC whose tap came by fd (no ifname) given
+    the one tap the process holds that no other NIC names."""
+    if procs is None:
+        return []
+    held: dict[int, list[str]] = {}
+    for tap_name, pid in procs.tap_pids:
+        held.setdefault(pid, []).append(tap_name)
+    vms: list[Vm] = []
+    for q in procs.qemu:
+        if q.name in known:
+            continue
+        named = {n.tap for n in q.nics if n.tap}
+        spare = [t for t in held.get(q.pid, ()) if t not in named]
+        unnamed = [n for n in q.nics if not n.tap]
+        nics: list[VmNic] = []
+        for qn in q.nics:
+            tap = qn.tap
+            if tap is None and len(spare) == 1 and len(unnamed) == 1:
+                tap = spare[0]
+            if tap in taps_used:
+                continue
+            lk = j.by_name.get(tap) if tap else None
+            bridge = lk.master if lk is not None else None
+            ip, src = j.resolve_ip(qn.mac, bridge)
+            nics.append(
+                VmNic(
+                    mac=qn.mac,
+                    type="bridge" if bridge else "ethernet",
+                    model=qn.model,
+                    network=j.network_of_bridge(bridge),
+                    bridge=bridge,
+                    tap=tap,
+                    ip=ip,
+                    ip_source=src,
+                )
+            )
+        vms.append(Vm(q.name, "", "running", tuple(nics), domain_id=q.vmid, pid=q.pid, kind="qemu"))
+    return vms
+
+
+def _light_vms(j: _Join, guest_macs: Mapping[str, str], taps_used: set[str]) -> list[Vm]:
+    """Namespace guests: a veth on a bridge whose peer lives in a named namespace."""
     light: dict[str, list[VmNic]] = {}
-    for lk in links:
+    for lk in j.nl.links:
         if not is_namespace_guest_port(lk) or lk.name in taps_used:
             continue
         assert lk.peer_netns is not None
         mac = guest_macs.get(lk.name, "")
-        lnet = net_by_bridge.get(lk.master or "")
-        ip, src = resolve_ip(mac, lk.master) if mac else (None, "none")
+        ip, src = j.resolve_ip(mac, lk.master) if mac else (None, "none")
         light.setdefault(lk.peer_netns, []).append(
             VmNic(
                 mac=mac,
                 type="veth",
-                network=lnet.name if lnet else None,
+                network=j.network_of_bridge(lk.master),
                 bridge=lk.master,
                 tap=lk.name,
                 ip=ip,
                 ip_source=src,
             )
         )
-    for ns, nics in sorted(light.items()):
-        vms.append(Vm(name=ns, uuid="", state="running", nics=tuple(nics), kind="light"))
-    vms.sort(key=lambda v: (v.kind != "libvirt", v.name))
+    return [
+        Vm(name=ns, uuid="", state="running", nics=tuple(nics), kind="light")
+        for ns, nics in sorted(light.items())
+    ]
 
-    # networks: the VMs with a NIC on each (libvirt domains and namespace guests)
+
+def _all_vms(
+    j: _Join, virt: VirtState, procs: ProcState | None, guest_macs: Mapping[str, str]
+) -> list[Vm]:
+    vms = _libvirt_vms(j, virt, procs)
+    taps_used = {n.tap for vm in vms for n in vm.nics if n.tap}
+    qemu = _qemu_vms(j, procs, {d.name for d in virt.domains}, taps_used)
+    taps_used.update(n.tap for vm in qemu for n in vm.nics if n.tap)
+    vms += qemu + _light_vms(j, guest_macs, taps_used)
+    vms.sort(key=lambda v: (v.kind != "libvirt", v.name))
+    return vms
+
+
+def _networks_with_vms(networks: list[Network], vms: list[Vm]) -> list[Network]:
+    """Each network with the VMs that have a NIC on it (domains and namespace guests)."""
     on_net: dict[str, list[str]] = {}
     for vm in vms:
         for nic in vm.nics:
             if nic.network and vm.name not in on_net.setdefault(nic.network, []):
                 on_net[nic.network].append(vm.name)
-    networks = [replace(n, vms=tuple(on_net.get(n.name, ()))) for n in networks]
+    return [replace(n, vms=tuple(on_net.get(n.name, ()))) for n in networks]
 
-    # --- MAC owners ---
+
+def _owner_table(j: _Join, vms: list[Vm]) -> tuple[dict[str, MacOwner], dict[str, MacOwner]]:
+    """``(resolved, host_owner)``: MAC -> owner with the first-match-wins order of the module
+    docstring already applied, and MAC -> the host device that has it."""
     owners: dict[str, MacOwner] = {}
-    tap_vm: dict[str, str] = {}
     for vm in vms:
         for nic in vm.nics:
-            if nic.tap:
-                tap_vm[nic.tap] = vm.name
             if nic.mac and nic.mac not in owners:
                 owners[nic.mac] = MacOwner("vm", vm.name, nic.tap, nic.ip, nic.ip_source)
     host_owner: dict[str, MacOwner] = {}
-    for lk in links:
+    for lk in j.nl.links:
         if lk.mac and lk.mac != "00:00:00:00:00:00" and lk.mac not in host_owner:
             ip = _v4(lk.addresses)
             host_owner[lk.mac] = MacOwner(
                 "host", lk.name, lk.name, ip, "host-address" if ip else "none"
             )
-    for lease in leases.values():
+    for lease in j.leases.values():
         owners.setdefault(
             lease.mac, MacOwner("lease", lease.hostname or "", None, lease.ip, "lease")
         )
     neigh_owner: dict[str, MacOwner] = {}
-    for n in nl.neighbours:
+    for n in j.nl.neighbours:
         if n.mac and ":" not in n.ip and n.state not in ("failed", "incomplete"):
             neigh_owner.setdefault(n.mac, MacOwner("neighbour", n.ip, n.dev, n.ip, "neighbour"))
-
     # one lookup per FDB entry: later updates win, so apply the order backwards
     resolved: dict[str, MacOwner] = dict(neigh_owner)
     resolved.update((m, o) for m, o in owners.items() if o.kind != "vm")  # leases
     resolved.update(host_owner)
     resolved.update((m, o) for m, o in owners.items() if o.kind == "vm")
+    return resolved, host_owner
+
+
+def _fdb_entries(j: _Join, vms: list[Vm], fdb_cache: FdbCache | None) -> dict[str, list[FdbEntry]]:
+    """Bridge -> its FDB entries with owners (records seen before reused from ``fdb_cache``)."""
+    resolved, host_owner = _owner_table(j, vms)
     unknown = MacOwner("unknown", "")
+    by_name = j.by_name
 
     def owner_of(mac: str, port: str) -> MacOwner:
         o = resolved.get(mac)
@@ -287,17 +350,16 @@ def build_snapshot(
                 return MacOwner("host", port, port, ip, "host-address" if ip else "none")
         return o or unknown
 
-    # --- bridges ---
     fdb_by_bridge: dict[str, list[FdbEntry]] = {}
     cached: dict[int, tuple[FdbRecord, FdbEntry]] = {}
     if fdb_cache is not None:
-        sig = tuple((lk.name, lk.mac, lk.addresses) for lk in links)
+        sig = tuple((lk.name, lk.mac, lk.addresses) for lk in j.nl.links)
         if fdb_cache.resolved != resolved or fdb_cache.link_sig != sig:
             fdb_cache.entries = {}
             fdb_cache.resolved, fdb_cache.link_sig = resolved, sig
         cached = fdb_cache.entries
     fresh: dict[int, tuple[FdbRecord, FdbEntry]] = {}
-    for rec in nl.fdb:
+    for rec in j.nl.fdb:
         hit = cached.get(id(rec))
         if hit is not None and hit[0] is rec:
             entry = hit[1]
@@ -309,42 +371,56 @@ def build_snapshot(
         fdb_by_bridge.setdefault(rec.bridge, []).append(entry)
     if fdb_cache is not None:
         fdb_cache.entries = fresh
+    return fdb_by_bridge
+
+
+VlanMap = dict[str, tuple[PortVlan, ...]]
+
+
+def _port(lk: Link, info: BridgePortInfo | None, vm_name: str | None, vlans: VlanMap) -> Port:
+    owner: str | None
+    if vm_name is not None:
+        owner = f"VM {vm_name}"
+    elif is_uplink_port(lk):
+        owner = "uplink"
+    elif lk.peer_netns:
+        owner = f"veth -> netns {lk.peer_netns}"
+    else:
+        owner = None
+    return Port(
+        name=lk.name,
+        index=lk.index,
+        kind=lk.kind,
+        state=lk.state,
+        stp_state=info.stp_state if info else "unknown",
+        learning=info.learning if info else None,
+        flooding=info.flooding if info else None,
+        mac=lk.mac,
+        owner=owner,
+        vm=vm_name,
+        peer_netns=lk.peer_netns,
+        vlans=vlans.get(lk.name, ()),
+    )
+
+
+def _bridges(
+    j: _Join, vms: list[Vm], networks: list[Network], fdb: dict[str, list[FdbEntry]]
+) -> list[Bridge]:
+    """Each bridge with its ports (owner, STP, VLANs), FDB, networks and uplink ports."""
+    port_info = dict(j.nl.bridge_ports)
+    stp = {b: (on, delay) for b, on, delay in j.nl.bridge_stp}
+    vlans: VlanMap = dict(j.nl.bridge_vlans)
+    tap_vm = {nic.tap: vm.name for vm in vms for nic in vm.nics if nic.tap}
+    ports_of: dict[str, list[Link]] = {}
+    for lk in j.nl.links:
+        if lk.master is not None:
+            ports_of.setdefault(lk.master, []).append(lk)
     bridges: list[Bridge] = []
-    for br in links:
+    for br in j.nl.links:
         if br.kind != "bridge":
             continue
-        ports: list[Port] = []
-        uplinks: list[str] = []
-        for lk in links:
-            if lk.master != br.name:
-                continue
-            info = port_info.get(lk.name)
-            vm_name = tap_vm.get(lk.name)
-            owner: str | None
-            if vm_name is not None:
-                owner = f"VM {vm_name}"
-            elif is_uplink_port(lk):
-                owner = "uplink"
-                uplinks.append(lk.name)
-            elif lk.peer_netns:
-                owner = f"veth -> netns {lk.peer_netns}"
-            else:
-                owner = None
-            ports.append(
-                Port(
-                    name=lk.name,
-                    index=lk.index,
-                    kind=lk.kind,
-                    state=lk.state,
-                    stp_state=info.stp_state if info else "unknown",
-                    learning=info.learning if info else None,
-                    flooding=info.flooding if info else None,
-                    mac=lk.mac,
-                    owner=owner,
-                    vm=vm_name,
-                    peer_netns=lk.peer_netns,
-                )
-            )
+        members = ports_of.get(br.name, [])
+        ports = [_port(lk, port_info.get(lk.name), tap_vm.get(lk.name), vlans) for lk in members]
         on, delay = stp.get(br.name, (False, None))
         bridges.append(
             Bridge(
@@ -356,32 +432,64 @@ def build_snapshot(
                 forward_delay_s=delay,
                 addresses=br.addresses,
                 ports=tuple(ports),
-                fdb=tuple(fdb_by_bridge.get(br.name, ())),
+                fdb=tuple(fdb.get(br.name, ())),
                 networks=tuple(n.name for n in networks if n.bridge == br.name),
-                uplinks=tuple(uplinks),
+                uplinks=tuple(p.name for p in ports if p.owner == "uplink"),
+                vlan_filtering=br.vlan_filtering,
+                vlans=vlans.get(br.name, ()),
             )
         )
+    return bridges
 
-    all_problems = list(virt.problems)
+
+def _problems(
+    virt: VirtState,
+    firewall: FirewallState | None,
+    procs: ProcState | None,
+    extra: Sequence[Problem],
+) -> tuple[Problem, ...]:
+    out = list(virt.problems)
     if firewall is not None:
-        all_problems.extend(firewall.problems)
+        out.extend(firewall.problems)
     if procs is not None:
-        all_problems.extend(procs.problems)
-    all_problems.extend(problems)
+        out.extend(procs.problems)
+    out.extend(extra)
+    return tuple(out)
 
+
+@_gc_paused
+def build_snapshot(
+    nl: NetlinkState,
+    virt: VirtState,
+    *,
+    firewall: FirewallState | None = None,
+    procs: ProcState | None = None,
+    guest_macs: Mapping[str, str] | None = None,
+    hostname: str | None = None,
+    taken_at: float | None = None,
+    problems: Sequence[Problem] = (),
+    fdb_cache: FdbCache | None = None,
+) -> HostSnapshot:
+    """Join the readers' states. ``guest_macs`` maps a namespace guest's host-side port name to
+    the MAC of its peer (read inside the peer's namespace by ``read_host``)."""
+    networks = _networks_with_nat(virt, firewall)
+    j = _Join(nl, virt, networks)
+    vms = _all_vms(j, virt, procs, guest_macs or {})
+    networks = _networks_with_vms(networks, vms)
+    fdb = _fdb_entries(j, vms, fdb_cache)
     snap = HostSnapshot(
         taken_at=time.time() if taken_at is None else taken_at,
         hostname=socket.gethostname() if hostname is None else hostname,
-        links=links,
-        bridges=tuple(bridges),
+        links=nl.links,
+        bridges=tuple(_bridges(j, vms, networks, fdb)),
         networks=tuple(networks),
         vms=tuple(vms),
         neighbours=nl.neighbours,
         routes=nl.routes,
-        uplink=route_dev,
+        uplink=_default_dev(nl),
         ip_forward=nl.ip_forward,
         libvirt_uri=virt.uri,
-        problems=tuple(all_problems),
+        problems=_problems(virt, firewall, procs, problems),
     )
     return replace(snap, paths=compute_paths(snap))
 
