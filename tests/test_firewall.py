@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kvmtui.core.firewall import read_firewall
+from kvmtui.core.firewall import nft_value, read_firewall
 
 PREFIX = "kvC-"
 
@@ -86,3 +86,16 @@ def test_empty_ruleset_means_no_nat(ns: str) -> None:
     fw = read_firewall(ns)
     assert fw.read_ok and fw.nat_rules == ()
     assert fw.nat_for("192.168.122.0/24")[0] is False
+
+
+def test_nft_value_reads_a_cmp_and_a_mask_in_both_pyroute2_forms() -> None:
+    # one reader for both: the bytes form, pyroute2's hex string form, absent, unreadable
+    cmp = {"NFTA_CMP_DATA": {"attrs": [("NFTA_DATA_VALUE", b"\xc0\xa8\x7a")]}}
+    mask = {"NFTA_BITWISE_MASK": {"attrs": [("NFTA_DATA_VALUE", "ff:ff:00:00")]}}
+    assert nft_value(cmp, "NFTA_CMP_DATA") == b"\xc0\xa8\x7a"
+    assert nft_value(mask, "NFTA_BITWISE_MASK") == b"\xff\xff\x00\x00"
+    assert nft_value(mask, "NFTA_CMP_DATA") is None
+    assert (
+        nft_value({"NFTA_CMP_DATA": {"attrs": [("NFTA_DATA_VALUE", "zz")]}}, "NFTA_CMP_DATA")
+        is None
+    )

@@ -77,35 +77,23 @@ class FirewallState:
         return True, best.describe()
 
 
-def _attrs(obj: Any) -> dict[str, Any]:
+def nft_attrs(obj: Any) -> dict[str, Any]:
+    """A pyroute2 netlink object's (or its dict form's) attributes as a dict."""
     if isinstance(obj, dict):
         return dict(obj.get("attrs", []))
     return dict(getattr(obj, "get", lambda *_: [])("attrs") or [])
 
 
-def _data_value(cmp: dict[str, Any]) -> bytes | None:
-    data = cmp.get("NFTA_CMP_DATA")
+def nft_value(expr: dict[str, Any], key: str) -> bytes | None:
+    """The bytes of an expression's data attribute ``key`` (NFTA_CMP_DATA of a cmp,
+    NFTA_BITWISE_MASK of a bitwise), None when it is absent or unreadable."""
+    data = expr.get(key)
     if data is None:
         return None
-    val = _attrs(data).get("NFTA_DATA_VALUE")
+    val = nft_attrs(data).get("NFTA_DATA_VALUE")
     if isinstance(val, bytes | bytearray):
         return bytes(val)
     if isinstance(val, str):  # pyroute2 sometimes returns hex "c0:a8:7a"
-        try:
-            return bytes(int(x, 16) for x in val.split(":"))
-        except ValueError:
-            return None
-    return None
-
-
-def _bitwise_mask(bw: dict[str, Any]) -> bytes | None:
-    mask = bw.get("NFTA_BITWISE_MASK")
-    if mask is None:
-        return None
-    val = _attrs(mask).get("NFTA_DATA_VALUE")
-    if isinstance(val, bytes | bytearray):
-        return bytes(val)
-    if isinstance(val, str):
         try:
             return bytes(int(x, 16) for x in val.split(":"))
         except ValueError:
@@ -140,7 +128,7 @@ def decode_rule(table: str, chain: str, exprs: list[Any]) -> NatRule | None:
     action: str | None = None
     for e in exprs:
         name = e.get_attr("NFTA_EXPR_NAME") if hasattr(e, "get_attr") else e.get("name")
-        data = _attrs(e.get_attr("NFTA_EXPR_DATA") if hasattr(e, "get_attr") else e.get("data"))
+        data = nft_attrs(e.get_attr("NFTA_EXPR_DATA") if hasattr(e, "get_attr") else e.get("data"))
         if name == "payload":
             base = data.get("NFTA_PAYLOAD_BASE")
             off = data.get("NFTA_PAYLOAD_OFFSET")
@@ -156,10 +144,10 @@ def decode_rule(table: str, chain: str, exprs: list[Any]) -> NatRule | None:
             reg = ("l4proto", 1) if key in ("NFT_META_L4PROTO", 16) else None
             mask = None
         elif name == "bitwise":
-            mask = _bitwise_mask(data)
+            mask = nft_value(data, "NFTA_BITWISE_MASK")
         elif name == "cmp" and reg is not None:
             op = data.get("NFTA_CMP_OP")
-            val = _data_value(data)
+            val = nft_value(data, "NFTA_CMP_DATA")
             if val is None:
                 continue
             neg = op in ("NFT_CMP_NEQ", 1)

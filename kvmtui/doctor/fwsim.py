@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kvmtui.core.firewall import _attrs, _bitwise_mask, _data_value
+from kvmtui.core.firewall import nft_attrs, nft_value
 from kvmtui.core.netns import in_netns
 
 HOOKS = {"input": 1, "forward": 2}
@@ -130,7 +130,7 @@ def decode(family: int, table: str, chain: str, position: int, exprs: list[Any])
     packets: int | None = None
     for e in exprs:
         name = e.get_attr("NFTA_EXPR_NAME") if hasattr(e, "get_attr") else e.get("name")
-        data = _attrs(e.get_attr("NFTA_EXPR_DATA") if hasattr(e, "get_attr") else e.get("data"))
+        data = nft_attrs(e.get_attr("NFTA_EXPR_DATA") if hasattr(e, "get_attr") else e.get("data"))
         if name == "meta":
             key = data.get("NFTA_META_KEY")
             reg = {
@@ -150,9 +150,9 @@ def decode(family: int, table: str, chain: str, position: int, exprs: list[Any])
             )  # fmt: skip
             mask = None
         elif name == "bitwise":
-            mask = _bitwise_mask(data)
+            mask = nft_value(data, "NFTA_BITWISE_MASK")
         elif name == "cmp":
-            val = _data_value(data)
+            val = nft_value(data, "NFTA_CMP_DATA")
             neg = data.get("NFTA_CMP_OP") in ("NFT_CMP_NEQ", 1)
             if reg is None or val is None or reg == "unknown":
                 matches.append(Match("unknown"))
@@ -172,8 +172,8 @@ def decode(family: int, table: str, chain: str, position: int, exprs: list[Any])
                     matches.append(Match("unknown"))
             reg, mask = None, None
         elif name == "immediate":
-            idata = _attrs(data.get("NFTA_IMMEDIATE_DATA"))
-            vd = _attrs(idata.get("NFTA_DATA_VERDICT"))
+            idata = nft_attrs(data.get("NFTA_IMMEDIATE_DATA"))
+            vd = nft_attrs(idata.get("NFTA_DATA_VERDICT"))
             if vd:
                 verdict = _VERDICTS.get(vd.get("NFTA_VERDICT_CODE"), "continue")
                 chain_to = vd.get("NFTA_VERDICT_CHAIN")
@@ -218,7 +218,7 @@ def read_ruleset(netns: str | None = None) -> Ruleset:
         fam = int(c.get("nfgen_family") or 0)
         if fam not in (1, 2):
             continue
-        hook = _attrs(c.get_attr("NFTA_CHAIN_HOOK"))
+        hook = nft_attrs(c.get_attr("NFTA_CHAIN_HOOK"))
         pol = c.get_attr("NFTA_CHAIN_POLICY")
         chains.append(
             FwChain(
