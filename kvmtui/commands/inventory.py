@@ -47,6 +47,8 @@ def print_path(p: NicPath, out: TextIO, indent: str = "  ", detailed: bool = Fal
     verdict = p.verdict if not p.way_out else f"way out: {p.verdict}"
     print(f"{indent}{p.vm} {p.mac} [{p.mode}] {chain}", file=out)
     print(f"{indent}  {verdict}", file=out)
+    for note in p.notes:
+        print(f"{indent}  note: {note}", file=out)
     for h in p.hops:
         head = f"{indent}    {h.role:<7} {h.dev or '-':<10}"
         if not detailed:

@@ -13,7 +13,18 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kvmtui.core.model import Bridge, HostSnapshot, Link, Network, NicPath, Port, Vm, VmNic
+from kvmtui.core.model import (
+    DHCP_MODES,
+    ROUTED_MODES,
+    Bridge,
+    HostSnapshot,
+    Link,
+    Network,
+    NicPath,
+    Port,
+    Vm,
+    VmNic,
+)
 from kvmtui.doctor.facts import HostFacts, read_facts
 from kvmtui.doctor.fwsim import verdict_at
 from kvmtui.doctor.model import (
@@ -60,8 +71,8 @@ RANK: dict[str, int] = {
     "network.isolated": 90,
 }
 
-_ROUTED = ("nat", "route", "open")
-_DHCP_MODES = ("nat", "route", "open", "isolated")
+_ROUTED = ROUTED_MODES  # the mode sets live in core.model, defined once
+_DHCP_MODES = DHCP_MODES
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kvmtui.core.model import NetMode
+from kvmtui.core.model import MACVTAP_MODES, NetMode
 
 
 def rate(bps: float | None) -> str:
@@ -89,7 +89,7 @@ MODE_EXPLAIN: dict[str, str] = {
 
 
 def explain(mode: str) -> str:
-    if mode in ("direct", "passthrough", "private", "vepa"):
+    if mode in MACVTAP_MODES:
         return MODE_EXPLAIN["macvtap"]
     return MODE_EXPLAIN.get(mode, f"{MODE_LABEL.get(mode, mode)}: no explanation for this mode.")
 
