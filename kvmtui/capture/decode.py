@@ -47,6 +47,21 @@ DHCP_TYPES = {
 }
 _DHCP_MAGIC = b"\x63\x82\x53\x63"
 
+DHCP6_TYPES = {
+    1: "solicit",
+    2: "advertise",
+    3: "request",
+    4: "confirm",
+    5: "renew",
+    6: "rebind",
+    7: "reply",
+    8: "release",
+    9: "decline",
+    10: "reconfigure",
+    11: "information-request",
+}
+DHCP6_SERVER = (2, 7, 10)  # advertise, reply, reconfigure
+
 _ETH = struct.Struct("!6s6sH")
 _VLAN = struct.Struct("!HH")
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")
@@ -80,7 +95,8 @@ class Dhcp:
     subnet_mask: str | None = None  # option 1
     dns: tuple[str, ...] = ()  # option 6
     hostname: str | None = None  # option 12
-    message: str | None = None  # option 56 (a Nak's reason)
+    message: str | None = None  # option 56 (a Nak's reason); DHCPv6: the status message
+    v6: bool = False  # DHCPv6 (RFC 8415): xid is 24 bits, yiaddr the IA_NA address or ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +127,10 @@ class Frame:
     payload_len: int = 0
     payload_crc: int = 0
     dhcp: Dhcp | None = None
+    nd_target: str | None = None  # NDP solicitation/advertisement: the address asked about
+    nd_mac: str | None = None  # NDP: the source/target link-layer address option
+    ra_prefixes: tuple[str, ...] = ()  # router advertisement: its prefixes ("2001:db8::/64")
+    ra_flags: str = ""  # router advertisement: "M" (addresses by DHCPv6), "O" (other config)
     error: str | None = None
 
     @property
@@ -144,7 +164,10 @@ class Frame:
     def _summary(self) -> str:
         if self.dhcp is not None:
             d = self.dhcp
-            ip = d.yiaddr if d.yiaddr != "0.0.0.0" else (d.requested_ip or d.ciaddr)
+            ip = d.yiaddr if d.yiaddr not in ("", "0.0.0.0") else (d.requested_ip or d.ciaddr)
+            if d.v6:
+                word = "-".join(w.capitalize() for w in d.msg_type.split("-"))
+                return f"DHCPv6 {word} xid 0x{d.xid:06x} {d.client_mac} {ip}".rstrip()
             return f"DHCP {d.msg_type.capitalize()} xid 0x{d.xid:08x} {d.client_mac} {ip}"
         if self.net == "arp":
             op = {1: "who-has", 2: "is-at"}.get(self.arp_op or 0, f"op {self.arp_op}")
@@ -162,6 +185,13 @@ class Frame:
                 }
             name = names.get(self.icmp_type or 0, f"type {self.icmp_type}")
             extra = f" id {self.icmp_id} seq {self.icmp_seq}" if self.icmp_id is not None else ""
+            if self.icmp_type == 135 and self.nd_target:  # as ARP reads: who-has / is-at
+                extra = f" who-has {self.nd_target}"
+            elif self.icmp_type == 136 and self.nd_target:
+                extra = f" {self.nd_target} is-at {self.nd_mac or '?'}"
+            elif self.icmp_type == 134:
+                flags = f" [{self.ra_flags}]" if self.ra_flags else ""
+                extra = f" prefix {', '.join(self.ra_prefixes) or 'none'}{flags}"
             return f"{self.proto.upper()} {name} {self.src_ip} > {self.dst_ip}{extra}"
         if self.proto in ("udp", "tcp"):
             flags = ""
@@ -209,6 +239,94 @@ def _options(data: bytes, start: int) -> dict[int, bytes]:
 def _ip_opt(opts: dict[int, bytes], code: int) -> str | None:
     v = opts.get(code)
     return _ip4(v[:4]) if v is not None and len(v) >= 4 else None
+
+
+def _ndp(data: bytes, l4: int, end: int, itype: int) -> dict[str, Any]:
+    """NDP (RFC 4861): the target of a solicitation/advertisement, the link-layer address
+    option, and a router advertisement's M/O flags and prefixes."""
+    out: dict[str, Any] = {}
+    if itype in (135, 136):
+        if l4 + 24 > end:
+            return out
+        out["nd_target"] = socket.inet_ntop(socket.AF_INET6, data[l4 + 8 : l4 + 24])
+        opt = l4 + 24
+    elif itype == 134:
+        if l4 + 16 > end:
+            return out
+        flags = data[l4 + 5]
+        out["ra_flags"] = ("M" if flags & 0x80 else "") + ("O" if flags & 0x40 else "")
+        opt = l4 + 16
+    else:
+        opt = l4 + 8
+    prefixes = []
+    while opt + 2 <= end:
+        otype, olen = data[opt], data[opt + 1] * 8
+        if olen == 0 or opt + olen > end:
+            break
+        if otype in (1, 2) and olen >= 8:
+            out["nd_mac"] = mac_str(data[opt + 2 : opt + 8])
+        elif otype == 3 and olen >= 32:
+            plen = data[opt + 2]
+            pfx = socket.inet_ntop(socket.AF_INET6, data[opt + 16 : opt + 32])
+            prefixes.append(f"{pfx}/{plen}")
+        opt += olen
+    if prefixes:
+        out["ra_prefixes"] = tuple(prefixes)
+    return out
+
+
+def _duid_mac(duid: bytes) -> str | None:
+    """The link-layer address in a DUID-LLT (1) or DUID-LL (3) of Ethernet (hw type 1)."""
+    if len(duid) >= 14 and duid[:4] == b"\x00\x01\x00\x01":
+        return mac_str(duid[8:14])
+    if len(duid) >= 10 and duid[:4] == b"\x00\x03\x00\x01":
+        return mac_str(duid[4:10])
+    return None
+
+
+def decode_dhcp6(data: bytes, src_mac: str, dst_mac: str = "") -> Dhcp | None:
+    """A DHCPv6 message (RFC 8415); relay messages are not unwrapped (None). The client is
+    named by the frame's MAC on its side (the source of what it sends; a server answers the
+    client's link-local address, so the destination of what it gets), as DHCPv4's chaddr
+    names the NIC; the client DUID's MAC only when that side is multicast (a DUID-LLT may
+    carry another NIC's MAC: cloned images keep theirs)."""
+    if len(data) < 4 or data[0] not in DHCP6_TYPES:
+        return None
+    mtype, xid = data[0], int.from_bytes(data[1:4], "big")
+    opts: dict[int, bytes] = {}
+    i, n = 4, len(data)
+    while i + 4 <= n:
+        code, ln = struct.unpack_from("!HH", data, i)
+        val = data[i + 4 : i + 4 + ln]
+        if len(val) < ln:
+            break
+        opts.setdefault(code, val)
+        i += 4 + ln
+    addr, valid = "", None
+    ia = opts.get(3)  # IA_NA: IAID, T1, T2, then its own options (IAADDR, 5)
+    j = 12
+    while ia is not None and j + 4 <= len(ia):
+        code, ln = struct.unpack_from("!HH", ia, j)
+        if code == 5 and ln >= 24 and j + 4 + 24 <= len(ia):
+            addr = socket.inet_ntop(socket.AF_INET6, ia[j + 4 : j + 20])
+            valid = struct.unpack_from("!I", ia, j + 24)[0]
+            break
+        j += 4 + ln
+    server = mtype in DHCP6_SERVER
+    client = dst_mac if server else src_mac
+    if client.startswith("33:33:") or not client:  # multicast: the DUID is all there is
+        client = _duid_mac(opts.get(1, b"")) or client
+    status = opts.get(13)
+    dns = opts.get(23, b"")
+    return Dhcp(
+        op=2 if server else 1, xid=xid, msg_type=DHCP6_TYPES[mtype], client_mac=client,
+        ciaddr="", yiaddr=addr if server else "", siaddr="",
+        requested_ip=None if server else (addr or None), lease_time=valid,
+        dns=tuple(socket.inet_ntop(socket.AF_INET6, dns[k : k + 16])
+                  for k in range(0, len(dns) - 15, 16)),
+        message=status[2:].decode("utf-8", "replace") if status and len(status) > 2 else None,
+        v6=True,
+    )  # fmt: skip
 
 
 def decode_dhcp(data: bytes) -> Dhcp | None:
@@ -364,6 +482,8 @@ def _l4(data: bytes, l4: int, end: int, proto: int, common: dict[str, Any]) -> F
         dhcp = None
         if (sport in (67, 68) or dport in (67, 68)) and len(body) >= 240:
             dhcp = decode_dhcp(body)
+        elif (sport in (546, 547) or dport in (546, 547)) and len(body) >= 4:
+            dhcp = decode_dhcp6(body, mac_str(data[6:12]), mac_str(data[0:6]))
         return Frame(
             **common,
             sport=sport,
@@ -395,6 +515,9 @@ def _l4(data: bytes, l4: int, end: int, proto: int, common: dict[str, Any]) -> F
         echo = itype in (0, 8) if proto == IPPROTO_ICMP else itype in (128, 129)
         body = data[l4 + 8 : end]
         crc = zlib.crc32(body, itype) if echo else zlib.crc32(data[l4:end])
+        nd: dict[str, Any] = {}
+        if proto == IPPROTO_ICMPV6 and 133 <= itype <= 136:
+            nd = _ndp(data, l4, end, itype)
         return Frame(
             **common,
             icmp_type=itype,
@@ -403,6 +526,7 @@ def _l4(data: bytes, l4: int, end: int, proto: int, common: dict[str, Any]) -> F
             icmp_seq=seq if echo else None,
             payload_len=len(body),
             payload_crc=crc,
+            **nd,
         )
     body = data[l4:end]
     return Frame(**common, payload_len=len(body), payload_crc=zlib.crc32(body))

@@ -22,12 +22,15 @@ from typing import Any
 from kvmtui.capture.decode import Frame
 from kvmtui.core.virt import ConnectTimeout, open_readonly
 
-SERVER_TYPES = ("offer", "ack", "nak")
+SERVER_TYPES = ("offer", "ack", "nak", "advertise", "reply")  # DHCPv4 and DHCPv6
+BOUND_TYPES = ("ack", "reply")  # DHCPv6's Reply binds (to a Request, Renew, Rebind, Solicit
+# with rapid commit) as an Ack does
 
 
 @dataclass(frozen=True, slots=True)
 class DhcpMessage:
-    type: str  # discover, offer, request, ack, nak, release, decline, inform
+    type: str  # discover, offer, request, ack, nak, release, decline, inform; DHCPv6: solicit,
+    # advertise, request, reply, renew, rebind, confirm, release, decline, information-request
     dev: str  # the first hop that saw it (for an Offer: where it entered the path)
     time: float  # Unix epoch seconds
     src_mac: str
@@ -62,11 +65,12 @@ class DhcpTransaction:
     offered_ip: str | None
     server: DhcpServer | None
     lease_check: LeaseCheck | None = None
+    v6: bool = False  # a DHCPv6 exchange (xid of 24 bits)
 
     @property
     def outcome(self) -> str:
         types = [m.type for m in self.messages]
-        if "ack" in types:
+        if any(t in BOUND_TYPES for t in types):
             return "bound"
         if "nak" in types:
             return "refused (Nak)"
@@ -74,13 +78,13 @@ class DhcpTransaction:
             return "declined"
         if "release" in types:
             return "released"
-        if "offer" in types:
+        if "offer" in types or "advertise" in types:
             return "offered"
         return "waiting for a server"
 
     @property
     def acked(self) -> bool:
-        return any(m.type == "ack" for m in self.messages)
+        return any(m.type in BOUND_TYPES for m in self.messages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +125,7 @@ class _Tx:
     messages: dict[tuple[str, int], DhcpMessage] = field(default_factory=dict)
     server: DhcpServer | None = None
     offered: str | None = None
+    v6: bool = False
 
 
 class DhcpTracker:
@@ -149,7 +154,7 @@ class DhcpTracker:
         k = (d.xid, d.client_mac)
         tx = self._tx.get(k)
         if tx is None:
-            tx = self._tx[k] = _Tx(d.xid, d.client_mac)
+            tx = self._tx[k] = _Tx(d.xid, d.client_mac, v6=d.v6)
             if len(self._tx) > self.max_tx:
                 del self._tx[next(iter(self._tx))]
         self._roles[dev] = role
@@ -171,7 +176,7 @@ class DhcpTracker:
             msg = replace(old, seen_on=(*old.seen_on, dev))
         tx.messages[mk] = msg
         if d.msg_type in SERVER_TYPES and d.op == 2:
-            if d.yiaddr != "0.0.0.0":
+            if d.yiaddr not in ("", "0.0.0.0"):
                 tx.offered = d.yiaddr
             tx.server = name_server(
                 d.server_id or frame.src_ip, frame.src_mac, msg.dev, self._roles.get(msg.dev),
@@ -182,8 +187,9 @@ class DhcpTracker:
     def _freeze(self, tx: _Tx) -> DhcpTransaction:
         msgs = tuple(sorted(tx.messages.values(), key=lambda m: m.time))
         return DhcpTransaction(
-            tx.xid, tx.client, self.vm_by_mac.get(tx.client), msgs, tx.offered, tx.server
-        )
+            tx.xid, tx.client, self.vm_by_mac.get(tx.client), msgs, tx.offered, tx.server,
+            v6=tx.v6,
+        )  # fmt: skip
 
     def transactions(self) -> tuple[DhcpTransaction, ...]:
         return tuple(self._freeze(t) for t in self._tx.values())
@@ -254,6 +260,12 @@ def missing_words(tx: DhcpTransaction) -> str | None:
     types = {m.type for m in tx.messages}
     if tx.acked or "nak" in types:
         return None
+    if tx.v6:
+        if "advertise" not in types:
+            return "no Advertise seen"
+        if "request" not in types:
+            return "Advertise seen, no Request seen"
+        return "Request seen, no Reply seen"
     if "offer" not in types:
         return "no Offer seen"
     if "request" not in types:
@@ -264,7 +276,8 @@ def missing_words(tx: DhcpTransaction) -> str | None:
 def transaction_json(tx: DhcpTransaction) -> dict[str, Any]:
     s = tx.server
     return {
-        "xid": f"0x{tx.xid:08x}",
+        "xid": f"0x{tx.xid:06x}" if tx.v6 else f"0x{tx.xid:08x}",
+        "family": "ipv6" if tx.v6 else "ipv4",
         "client": tx.client,
         "vm": tx.vm,
         "messages": [{"type": m.type, "dev": m.dev, "time": m.time} for m in tx.messages],

@@ -23,10 +23,13 @@ from kvmtui.commands.capture import _err, _events, _session
 
 
 def dhcp_text(tx: DhcpTransaction) -> str:
-    lines = [f"DHCP xid 0x{tx.xid:08x} client {tx.client} ({tx.vm or 'unknown VM'}): {tx.outcome}"]
+    xid = f"DHCPv6 xid 0x{tx.xid:06x}" if tx.v6 else f"DHCP xid 0x{tx.xid:08x}"
+    lines = [f"{xid} client {tx.client} ({tx.vm or 'unknown VM'}): {tx.outcome}"]
     t0 = tx.messages[0].time if tx.messages else 0.0
     for m in tx.messages:
-        extra = {"offer": f" offers {m.yiaddr}", "ack": f" acks {m.yiaddr}"}.get(m.type, "")
+        extra = {"offer": f" offers {m.yiaddr}", "ack": f" acks {m.yiaddr}",
+                 "advertise": f" offers {m.yiaddr}", "reply": f" assigns {m.yiaddr}"}.get(
+            m.type, "") if m.yiaddr else ""  # fmt: skip
         sid = f" server-id {m.server_id}" if m.server_id else ""
         lines.append(
             f"  +{(m.time - t0) * 1000:8.1f} ms  {m.type:<9} on {m.dev:<8} from {m.src_mac}"

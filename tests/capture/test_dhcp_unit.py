@@ -7,7 +7,7 @@ from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from kvmtui.capture.decode import decode
+from kvmtui.capture.decode import Frame, decode
 from kvmtui.capture.dhcp import DhcpTracker, HostView, transaction_json
 
 VM = "52:54:00:ee:00:01"
@@ -106,3 +106,106 @@ def test_lan_server_behind_uplink() -> None:
     )
     assert tx is not None and tx.server is not None
     assert (tx.server.role, tx.server.name) == ("lan", "the LAN's DHCP server behind ens9")
+
+
+def _v6(src: str, dst: str, smac: str, dmac: str, payload: object) -> bytes:
+    from scapy.layers.inet6 import IPv6
+
+    sport, dport = (546, 547) if dmac.startswith("33:33") or smac == VM else (547, 546)
+    return bytes(Ether(src=smac, dst=dmac) / IPv6(src=src, dst=dst)
+                 / UDP(sport=sport, dport=dport) / payload)  # fmt: skip
+
+
+def test_dhcpv6_exchange_grouped_and_server_named() -> None:
+    """Solicit / Advertise / Request / Reply (scapy's DHCPv6) make one transaction by their
+    24-bit xid, the client named by its NIC's MAC, the address from IA_NA, the server named
+    like DHCPv4's (virbr0's own MAC: libvirt's dnsmasq)."""
+    from scapy.layers.dhcp6 import (
+        DUID_LL,
+        DUID_LLT,
+        DHCP6_Advertise,
+        DHCP6_Reply,
+        DHCP6_Request,
+        DHCP6_Solicit,
+        DHCP6OptClientId,
+        DHCP6OptIA_NA,
+        DHCP6OptIAAddress,
+        DHCP6OptServerId,
+    )
+
+    other = "02:00:00:00:99:99"  # a DUID-LLT made on another NIC (a cloned image)
+    cid = DHCP6OptClientId(duid=DUID_LLT(lladdr=other, timeval=1))
+    sid = DHCP6OptServerId(duid=DUID_LL(lladdr=VIRBR0))
+    addr = "fd00:122::1a5"
+    ia = DHCP6OptIA_NA(iaid=7, ianaopts=[DHCP6OptIAAddress(addr=addr, validlft=3600)])
+    vm_ll, srv_ll = "fe80::5054:ff:feee:1", "fe80::c0:a8ff:fe7a:1"
+    frames = [
+        _v6(vm_ll, "ff02::1:2", VM, "33:33:00:01:00:02", DHCP6_Solicit(trid=0xABCDE) / cid),
+        _v6(srv_ll, vm_ll, VIRBR0, VM, DHCP6_Advertise(trid=0xABCDE) / cid / sid / ia),
+        _v6(
+            vm_ll,
+            "ff02::1:2",
+            VM,
+            "33:33:00:01:00:02",
+            DHCP6_Request(trid=0xABCDE) / cid / sid / ia,
+        ),
+        _v6(srv_ll, vm_ll, VIRBR0, VM, DHCP6_Reply(trid=0xABCDE) / cid / sid / ia),
+    ]
+    decoded = [decode(f) for f in frames]
+    assert [f.dhcp.msg_type for f in decoded if f.dhcp] == [
+        "solicit",
+        "advertise",
+        "request",
+        "reply",
+    ]
+    adv = decoded[1].dhcp
+    assert adv is not None and adv.v6 and adv.op == 2 and adv.xid == 0xABCDE
+    assert (adv.client_mac, adv.yiaddr, adv.lease_time) == (VM, addr, 3600)
+    assert decoded[0].summary() == f"DHCPv6 Solicit xid 0x0abcde {VM}"
+    assert decoded[3].summary() == f"DHCPv6 Reply xid 0x0abcde {VM} {addr}"
+    tr = DhcpTracker(HOST, {VM: "web6"})
+    tx = None
+    for i, f in enumerate(decoded):
+        tx = tr.add(f, "vnet0", "tap", 1_000_000_000 + i * 1000, 0)
+    assert tx is not None and tx.v6 and tx.acked and tx.outcome == "bound"
+    assert [m.type for m in tx.messages] == ["solicit", "advertise", "request", "reply"]
+    assert tx.offered_ip == addr and tx.vm == "web6"
+    assert tx.server is not None and tx.server.role == "libvirt-dnsmasq"
+    j = transaction_json(tx)
+    assert j["xid"] == "0x0abcde" and j["family"] == "ipv6" and j["missing"] is None
+    # only a Solicit: the wording says what did not come, in DHCPv6's terms
+    tr2 = DhcpTracker(HOST)
+    tx2 = tr2.add(decoded[0], "vnet0", "tap", 1, 0)
+    assert tx2 is not None and transaction_json(tx2)["missing"] == "no Advertise seen"
+
+
+def test_ndp_and_router_advertisement_read_like_arp() -> None:
+    from scapy.layers.inet6 import (
+        ICMPv6ND_NA,
+        ICMPv6ND_NS,
+        ICMPv6ND_RA,
+        ICMPv6NDOptDstLLAddr,
+        ICMPv6NDOptPrefixInfo,
+        ICMPv6NDOptSrcLLAddr,
+        IPv6,
+    )
+
+    def nd(smac: str, dmac: str, src: str, dst: str, *layers: object) -> Frame:
+        pkt = Ether(src=smac, dst=dmac) / IPv6(src=src, dst=dst)
+        for layer in layers:
+            pkt = pkt / layer
+        return decode(bytes(pkt))
+
+    tgt = "fd00:122::1"
+    ns = nd(VM, "33:33:ff:7a:00:01", "fe80::1", "ff02::1:ff7a:1",
+            ICMPv6ND_NS(tgt=tgt), ICMPv6NDOptSrcLLAddr(lladdr=VM))  # fmt: skip
+    na = nd(VIRBR0, VM, tgt, "fe80::1", ICMPv6ND_NA(tgt=tgt), ICMPv6NDOptDstLLAddr(lladdr=VIRBR0))
+    ra = nd(VIRBR0, "33:33:00:00:00:01", "fe80::2", "ff02::1", ICMPv6ND_RA(M=1, O=1),
+            ICMPv6NDOptPrefixInfo(prefix="fd00:122::", prefixlen=64))  # fmt: skip
+    assert ns.nd_target == "fd00:122::1" and ns.nd_mac == VM
+    assert ns.summary() == "ICMPV6 neighbor-solicit fe80::1 > ff02::1:ff7a:1 who-has fd00:122::1"
+    assert na.summary().endswith(
+        f"neighbor-advert fd00:122::1 > fe80::1 fd00:122::1 is-at {VIRBR0}"
+    )
+    assert ra.ra_prefixes == ("fd00:122::/64",) and ra.ra_flags == "MO"
+    assert ra.summary().endswith("router-advert fe80::2 > ff02::1 prefix fd00:122::/64 [MO]")

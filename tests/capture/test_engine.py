@@ -19,6 +19,7 @@ from topo import Topo, nsx
 
 from kvmtui.capture.bpf import BpfError
 from kvmtui.capture.correlate import PacketRow
+from kvmtui.capture.dhcp import DhcpTransaction
 from kvmtui.capture.engine import CaptureEvent, CaptureSession
 from kvmtui.capture.ring import PacketRing
 from kvmtui.core.conntrack import entries_for
@@ -397,3 +398,74 @@ def test_keep_frames_streams_every_frame_even_those_skipped_under_a_flood(
     assert len(lines) == stream.frames == given
     named = [x for x in lines if x.startswith("row ")]
     assert 0 < len(named) < len(lines)  # the correlated ones named, the skipped ones not
+
+
+def test_dhcpv6_solicit_answered_by_dnsmasq_on_virbr0_is_one_named_exchange(
+    topo: Topo, tmp_path: Path
+) -> None:
+    """A real dnsmasq serving DHCPv6 on virbr0 (as libvirt's does for an IPv6 network): the
+    VM's Solicit (sent raw with scapy: busybox has no DHCPv6 client) and dnsmasq's Advertise
+    are one transaction, the address offered from the range, the server named as libvirt's
+    dnsmasq on virbr0, and the NDP that dnsmasq needs to answer reads like ARP."""
+    from scapy.layers.dhcp6 import (
+        DUID_LL,
+        DHCP6_Solicit,
+        DHCP6OptClientId,
+        DHCP6OptElapsedTime,
+        DHCP6OptIA_NA,
+    )
+    from scapy.layers.inet import UDP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import Ether
+
+    vm, h = T.NAT_VM, topo.host
+    nsx(h, "ip", "-6", "addr", "add", "fd00:122::1/64", "dev", "virbr0", "nodad")
+    ll = ""
+    for _ in range(40):  # the VM's link-local, once its duplicate address detection is over
+        addrs = json.loads(nsx(topo.ns(vm), "ip", "-j", "-6", "addr", "show", "dev", "eth0").stdout)
+        infos = [a for i in addrs for a in i.get("addr_info", []) if a.get("scope") == "link"]
+        if infos and not infos[0].get("tentative"):
+            ll = infos[0]["local"]
+            break
+        time.sleep(0.1)
+    assert ll, "the VM's eth0 has no link-local address"
+    dm = subprocess.Popen(
+        ["ip", "netns", "exec", h, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
+         "--interface=virbr0", "--bind-interfaces", "--except-interface=lo", "--port=0",
+         "--dhcp-range=fd00:122::100,fd00:122::1ff,64,1h", f"--pid-file={tmp_path}/d6.pid",
+         f"--dhcp-leasefile={tmp_path}/d6.leases", "--log-facility=-"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        time.sleep(0.5)
+        solicit = bytes(
+            Ether(src=vm.mac, dst="33:33:00:01:00:02") / IPv6(src=ll, dst="ff02::1:2")
+            / UDP(sport=546, dport=547)
+            / DHCP6_Solicit(trid=0x5EED)
+            / DHCP6OptClientId(duid=DUID_LL(lladdr=vm.mac)) / DHCP6OptElapsedTime()
+            / DHCP6OptIA_NA(iaid=1)
+        )  # fmt: skip
+        with CaptureSession(T.nat_path(), netns=h, networks=NETS) as s:
+            txs: list[DhcpTransaction] = []
+            for _ in range(3):  # dnsmasq may still be binding its socket: ask again
+                _send_from(topo, vm, [solicit])
+                time.sleep(1.0)
+                txs = [t for t in s.transactions() if t.v6 and t.client == vm.mac]
+                if any(m.type == "advertise" for t in txs for m in t.messages):
+                    break
+            rows, _ = collect(s, 0.3)
+    finally:
+        dm.terminate()
+        dm.wait(5)
+        nsx(h, "ip", "-6", "addr", "del", "fd00:122::1/64", "dev", "virbr0", check=False)
+    assert len(txs) == 1, txs
+    tx = txs[0]
+    types = [m.type for m in tx.messages]
+    assert types[0] == "solicit" and "advertise" in types, types
+    adv = next(m for m in tx.messages if m.type == "advertise")
+    assert adv.dev == "virbr0" and adv.yiaddr.startswith("fd00:122::1")
+    assert tx.server is not None and tx.server.role == "libvirt-dnsmasq"
+    assert tx.offered_ip == adv.yiaddr and tx.xid == 0x5EED
+    assert any(r.summary.startswith("DHCPv6 Advertise xid 0x005eed") for r in rows)
+    # to answer the VM's link-local address the host asked for it: the VM's answer, like ARP
+    assert any(r.summary.endswith(f"{ll} is-at {vm.mac}") for r in rows), [r.summary for r in rows]

@@ -19,7 +19,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.markup import escape
 from textual.widgets import DataTable, Static
 
-from kvmtui.capture.dhcp import DhcpMessage, DhcpTransaction, LeaseCheck
+from kvmtui.capture.dhcp import DhcpMessage, DhcpTransaction, LeaseCheck, missing_words
 
 ABBR = {
     "discover": "Discover",
@@ -30,17 +30,28 @@ ABBR = {
     "release": "Release",
     "decline": "Decline",
     "inform": "Inform",
+    "solicit": "Solicit",
+    "advertise": "Advertise",
+    "reply": "Reply",
+    "renew": "Renew",
+    "rebind": "Rebind",
+    "confirm": "Confirm",
+    "information-request": "Info-Req",
 }
 LEASE_MARK = {"match": "✓", "mismatch": "✗", "none": "-", "unchecked": "?"}
 
 
 def tx_key(tx: DhcpTransaction) -> str:
-    return f"{tx.xid:08x}-{tx.client}"
+    return f"{'6-' if tx.v6 else ''}{tx.xid:08x}-{tx.client}"
+
+
+def xid_text(tx: DhcpTransaction) -> str:
+    return f"0x{tx.xid:06x} v6" if tx.v6 else f"0x{tx.xid:08x}"
 
 
 def offer_dev(tx: DhcpTransaction) -> str:
     for m in tx.messages:
-        if m.type == "offer":
+        if m.type in ("offer", "advertise"):
             return m.dev
     return tx.server.dev if tx.server is not None and tx.server.dev else "—"
 
@@ -52,8 +63,10 @@ def in_time_order(tx: DhcpTransaction) -> list[DhcpMessage]:
 def outcome_text(tx: DhcpTransaction) -> str:
     """Only what was seen: 'bound', 'no Offer seen', 'Offer seen, no Request seen'."""
     types = {m.type for m in tx.messages}
-    if types & {"ack", "nak", "decline"}:
+    if types & {"ack", "nak", "decline"} or tx.acked:
         return tx.outcome
+    if tx.v6 and types & {"solicit", "request", "advertise"}:
+        return missing_words(tx) or tx.outcome
     if "offer" not in types and types & {"discover"}:
         return "no Offer seen"
     if "offer" in types and "request" not in types:
@@ -72,7 +85,8 @@ def server_words(tx: DhcpTransaction) -> str:
     words = str(getattr(s, "words", "") or s.name)
     who = s.mac or s.ip or "?"
     dev = offer_dev(tx)
-    arrived = f", its Offer arrived on {dev}" if dev != "—" else ""
+    offer = "Advertise" if tx.v6 else "Offer"
+    arrived = f", its {offer} arrived on {dev}" if dev != "—" else ""
     return f"server {who} = {words}{arrived}"
 
 
@@ -84,7 +98,7 @@ def tx_cells(tx: DhcpTransaction, lease: LeaseCheck | None) -> tuple[str, ...]:
     else:
         check = f"{LEASE_MARK.get(lease.status, '?')} {lease.status}"
     return (
-        f"0x{tx.xid:08x}",
+        xid_text(tx),
         tx.vm or tx.client,
         msgs,
         tx.offered_ip or "—",
@@ -99,7 +113,8 @@ def tx_cells(tx: DhcpTransaction, lease: LeaseCheck | None) -> tuple[str, ...]:
 def tx_detail(tx: DhcpTransaction, lease: LeaseCheck | None) -> str:
     s = tx.server
     who = f"{tx.vm} ({tx.client})" if tx.vm else f"{tx.client} (not a known VM)"
-    lines = [f"[b]xid 0x{tx.xid:08x}[/b]  client {escape(who)}  →  {escape(outcome_text(tx))}"]
+    head = f"{'DHCPv6 ' if tx.v6 else ''}xid {xid_text(tx).split()[0]}"
+    lines = [f"[b]{head}[/b]  client {escape(who)}  →  {escape(outcome_text(tx))}"]
     t0 = min((m.time for m in tx.messages), default=0.0)
     for m in in_time_order(tx):
         seen = " → ".join(m.seen_on)
@@ -110,7 +125,9 @@ def tx_detail(tx: DhcpTransaction, lease: LeaseCheck | None) -> str:
             f"{escape(ip)}{escape(sid)}  seen on {escape(seen)}"
         )
     lines.append(f"[b]{escape(server_words(tx))}[/b]")
-    if s is not None:
+    if s is not None and tx.v6:
+        lines.append(f"  server address {s.ip or '?'}, MAC {s.mac or '?'} (its DHCPv6 source)")
+    elif s is not None:
         lines.append(f"  server id (option 54) {s.ip or '?'}, MAC {s.mac or '?'}")
     if lease is not None:
         mark = {"match": "$success", "mismatch": "$error"}.get(lease.status, "$text-muted")
