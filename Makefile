@@ -25,7 +25,8 @@ FAST_TESTS := tests/capture/test_correlate.py tests/capture/test_decode.py \
 	tests/test_seam_roundtrip.py tests/test_import_hygiene.py tests/test_connect_timeout.py \
 	tests/ui/test_imports.py tests/ui/test_snapshots.py tests/ui/test_doctor_screen.py \
 	tests/ui/test_lessons_screen.py tests/ui/test_switch_screen.py tests/ui/test_capture_fate.py \
-	tests/ui/test_vlan_rows.py
+	tests/ui/test_vlan_rows.py tests/test_nlshapes.py tests/test_shapes_join.py \
+	tests/test_fixture_paths.py
 
 .PHONY: demo test test-fast deps venv lint lab-up lab-down lab-status bench screenshots clean
 

@@ -3,12 +3,14 @@
 ``decode_snapshot(snapshot_json(s)) == s`` for every snapshot (tested on the lab and on the
 fixtures), so a recording, a remote agent and a fixture file all carry the host model as the same
 ``inventory --json`` document. Fields a newer writer adds are ignored; a field an older writer
-lacks takes the model's default. Anything that is not that document raises :class:`DecodeError`
-(one line for the user), never a ``KeyError`` or ``TypeError``.
+lacks takes the model's default, and a document without ``paths`` (a hand-made fixture) gets the
+paths this kvmtui computes from its model. Anything that is not that document raises
+:class:`DecodeError` (one line for the user), never a ``KeyError`` or ``TypeError``.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from kvmtui.core.jsonout import SCHEMA
@@ -147,7 +149,7 @@ def decode_snapshot(d: Any) -> HostSnapshot:
     if schema != SCHEMA:
         raise DecodeError(f"host snapshot schema {schema!r}, this kvmtui reads schema {SCHEMA}")
     try:
-        return HostSnapshot(
+        snap = HostSnapshot(
             taken_at=float(d["taken_at"]),
             hostname=str(d["host"]),
             libvirt_uri=d.get("libvirt_uri"),
@@ -162,6 +164,11 @@ def decode_snapshot(d: Any) -> HostSnapshot:
             paths=tuple(decode_path(p) for p in _tup(d.get("paths"))),
             problems=tuple(_build(Problem, p) for p in _tup(d.get("problems"))),
         )
+        if "paths" not in d:  # a document written without them (a fixture): today's rules
+            from kvmtui.core.paths import compute_paths
+
+            snap = replace(snap, paths=compute_paths(snap))
+        return snap
     except (TypeError, ValueError, AttributeError) as e:
         if isinstance(e, DecodeError):
             raise

@@ -138,6 +138,8 @@ def read_recording(path: str) -> Recording:
             data = f.read()
     except OSError as e:
         raise HostUnavailable(f"cannot read {path}: {e.strerror}", 2) from None
+    if data.lstrip()[:1] == b"{":
+        return _inventory_document(path, data)
     if len(data) < 12 or struct.unpack_from("<I", data, 0)[0] != SHB:
         raise _bad(path, "not a pcapng file")
     if struct.unpack_from("<I", data, 8)[0] != BYTE_ORDER_MAGIC:
@@ -189,6 +191,17 @@ def read_recording(path: str) -> Recording:
         raise _bad(path, "no snapshot in it")
     events.sort(key=lambda e: e[0])
     return Recording(float(header.get("started", 0.0)), tuple(events), frames)
+
+
+def _inventory_document(path: str, data: bytes) -> Recording:
+    """An ``inventory --json`` document as a recording of one moment (the fixtures of host shapes
+    in tests/fixtures are such documents)."""
+    try:
+        doc = json.loads(data)
+        snap = decode_snapshot(doc)
+    except (DecodeError, ValueError) as e:
+        raise HostUnavailable(f"{path}: not a kvmtui inventory document ({e})", 2) from None
+    return Recording(snap.taken_at, ((0.0, snap),), 0)
 
 
 class RecordedHost:
