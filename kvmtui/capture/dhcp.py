@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kvmtui.capture.decode import Frame
+from kvmtui.core import virt
 from kvmtui.core.virt import ConnectTimeout, open_readonly
 
 SERVER_TYPES = ("offer", "ack", "nak", "advertise", "reply")  # DHCPv4 and DHCPv6
@@ -215,8 +216,9 @@ def check_lease(tx: DhcpTransaction, uri: str | None, retries: int = 10) -> Leas
             return LeaseCheck("unchecked", f"libvirt: {exc}")
         except libvirt.libvirtError as exc:
             return LeaseCheck("unchecked", f"libvirt: {exc.get_error_message()}")
-        try:
-            seen = []
+
+        def leases_of(conn: Any = conn) -> list[tuple[str, str]]:
+            found: list[tuple[str, str]] = []
             for net in conn.listAllNetworks():
                 if not net.isActive():
                     continue
@@ -224,15 +226,21 @@ def check_lease(tx: DhcpTransaction, uri: str | None, retries: int = 10) -> Leas
                     leases: list[dict[str, Any]] = net.DHCPLeases(tx.client) or []
                 except libvirt.libvirtError:
                     continue
-                for lease in leases:
-                    ip = lease.get("ipaddr")
-                    if ip == tx.offered_ip:
-                        return LeaseCheck(
-                            "match", f"libvirt's lease on network {net.name()} agrees: {ip}"
-                        )
-                    seen.append(f"{ip} (network {net.name()})")
-        finally:
+                found.extend((str(x.get("ipaddr")), str(net.name())) for x in leases)
+            return found
+
+        try:
+            found = virt.under_deadline(leases_of, virt.READ_TIMEOUT_S, "reading DHCP leases")
+        except virt.ReadTimeout as exc:
+            return LeaseCheck("unchecked", f"libvirt: {exc}")  # conn left to its stuck thread
+        except libvirt.libvirtError as exc:
             conn.close()
+            return LeaseCheck("unchecked", f"libvirt: {exc.get_error_message()}")
+        conn.close()
+        for ip, net_name in found:
+            if ip == tx.offered_ip:
+                return LeaseCheck("match", f"libvirt's lease on network {net_name} agrees: {ip}")
+        seen = [f"{ip} (network {net_name})" for ip, net_name in found]
         if attempt + 1 < retries:
             time.sleep(0.3)  # dnsmasq tells libvirt through its lease script, a moment later
     if seen:

@@ -108,8 +108,10 @@ class ConnectTimeout(Exception):
 
 
 def set_connect_timeout(seconds: float, on_slow: Callable[[str], None] | None = None) -> None:
-    global CONNECT_TIMEOUT_S, on_slow_connect
+    """--connect-timeout: the connect's deadline, and twice that for each read after it."""
+    global CONNECT_TIMEOUT_S, READ_TIMEOUT_S, on_slow_connect
     CONNECT_TIMEOUT_S = seconds
+    READ_TIMEOUT_S = 2 * seconds
     on_slow_connect = on_slow
 
 
@@ -151,8 +153,41 @@ def open_readonly(uri: str | None, timeout: float | None = None) -> Any:
     return box["conn"]
 
 
+#: the deadline of one read of networks, domains and leases after the connect, seconds: a
+#: libvirtd that hangs after it accepted (stopped, deadlocked) must not hang kvmtui
+READ_TIMEOUT_S = 10.0
+
+
+class ReadTimeout(Exception):
+    """libvirt stopped answering in the middle of a read."""
+
+
+def under_deadline(fn: Callable[[], Any], limit: float, what: str) -> Any:
+    """``fn()`` in a daemon thread; :class:`ReadTimeout` if it has not returned in ``limit``
+    seconds (the thread is abandoned: a libvirt call cannot be cancelled). Ctrl-C works
+    meanwhile: the caller waits on an event, not in the C call."""
+    done = threading.Event()
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # handed to the caller
+            box["exc"] = exc
+        done.set()
+
+    threading.Thread(target=run, name="kvmtui-libvirt-call", daemon=True).start()
+    if not done.wait(limit):
+        raise ReadTimeout(f"no answer in {limit:g} s while {what}")
+    if "exc" in box:
+        raise box["exc"]
+    return box["value"]
+
+
 def read_virt(uri: str | None = None, conn: Any = None, *, leases: bool = True) -> VirtState:
-    """Read networks and domains. Pass ``conn`` to reuse an open connection."""
+    """Read networks and domains. Pass ``conn`` to reuse an open connection. The read after
+    the connect runs under ``READ_TIMEOUT_S``: a libvirtd that stops answering gives a problem
+    line, not a hang (an abandoned connection is not closed: closing it would block too)."""
     try:
         libvirt = _libvirt()
     except ImportError:
@@ -172,6 +207,24 @@ def read_virt(uri: str | None = None, conn: Any = None, *, leases: bool = True) 
             conn = open_readonly(uri)
         except (libvirt.libvirtError, ConnectTimeout) as exc:
             return VirtState(uri=uri, problems=(connect_problem(uri, exc),))
+    try:
+        state: VirtState = under_deadline(
+            lambda: _read_all(libvirt, uri, conn, leases), READ_TIMEOUT_S,
+            "reading networks and VMs (a hung libvirtd?)",
+        )  # fmt: skip
+    except ReadTimeout as exc:
+        own = False  # the stuck thread still uses it
+        return VirtState(
+            uri=uri, problems=(Problem("libvirt", f"libvirt: {describe_uri(uri)}: {exc}"),)
+        )
+    finally:
+        if own:
+            with contextlib.suppress(Exception):
+                conn.close()
+    return state
+
+
+def _read_all(libvirt: Any, uri: str | None, conn: Any, leases: bool) -> VirtState:
     problems: list[Problem] = []
     try:
         try:
@@ -206,10 +259,6 @@ def read_virt(uri: str | None = None, conn: Any = None, *, leases: bool = True) 
         )
     except libvirt.libvirtError as exc:
         return VirtState(uri=uri, problems=(connect_problem(uri, exc),))
-    finally:
-        if own:
-            with contextlib.suppress(Exception):
-                conn.close()
 
 
 # --- networks --------------------------------------------------------------------------------
