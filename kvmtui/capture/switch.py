@@ -24,7 +24,14 @@ from dataclasses import dataclass, field
 
 from kvmtui.capture.decode import decode
 from kvmtui.capture.ring import PACKET_OUTGOING, CaptureError, PacketRing, RawPacket
-from kvmtui.capture.switchmodel import Decision, FdbEvent, PortCount, SwitchBatch, SwitchRow
+from kvmtui.capture.switchmodel import (
+    Decision,
+    FdbEvent,
+    PortCount,
+    SwitchBatch,
+    SwitchRow,
+    flood_words,
+)
 from kvmtui.core.model import Bridge, HostSnapshot
 from kvmtui.core.nlfast import FdbChange
 
@@ -310,7 +317,10 @@ class SwitchSession:
             where = e.port if e is not None else self.bridge.name
             return "local", f"{dst} is {where}'s own address: delivered to the host"
         if e is None:
-            return "flood", f"{dst} is not in the FDB: flooded to every other port"
+            ports = self.devs[:-1]  # the last one is the bridge device itself
+            return "flood", f"{dst} is not in the FDB: " + flood_words(
+                in_port, outs, ports, self.bridge.name
+            )
         if e.port == in_port:
             return "filtered", f"{dst} learned on {in_port}, the port it came in by: not sent back"
         age = max(0.0, (t - e.since_ns) / 1e9)

@@ -7,6 +7,7 @@ switch screen are its clients). JSON rows carry ``in_port``, ``out_ports``, ``de
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -54,3 +55,25 @@ class SwitchBatch:
     sampled: bool = False  # rows are a sample (under a flood); counts stay exact
     running: bool = True
     error: str | None = None
+
+
+def flood_words(in_port: str, out_ports: Sequence[str], ports: Sequence[str], bridge: str) -> str:
+    """A flood in words. The bridge sends a frame for an unknown MAC to every port but the one it
+    came in by; its own port (the host) takes a copy only when the bridge is promiscuous. So on a
+    bridge with two VMs a flood leaves by one port, the other VM's, and is still a flood."""
+    others = [p for p in ports if p not in (in_port, bridge)]
+    text = f"flood: every other port ({', '.join(others) or 'none'})"
+    gone = [p for p in out_ports if p != bridge]
+    if any(p not in out_ports for p in others):
+        text += f", seen leaving by {', '.join(gone) or 'none'} only"
+    if in_port == bridge:
+        return text
+    if bridge in out_ports:
+        return text + f"; the bridge's own port {bridge} took it too: the bridge is promiscuous"
+    return text + f"; the bridge's own port {bridge} takes unknown unicast only when promiscuous"
+
+
+def out_cell(row: SwitchRow) -> str:
+    """The ports a frame left by, for a table cell: a flood says it went to every other port."""
+    outs = ",".join(row.out_ports) or "—"
+    return f"others: {outs}" if row.decision == "flood" else outs

@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any
 
-from kvmtui.capture.switchmodel import FdbEvent, PortCount, SwitchRow
+from kvmtui.capture.switchmodel import FdbEvent, PortCount, SwitchRow, out_cell
 
 
 def _err(msg: str) -> None:
@@ -34,7 +34,7 @@ def event_json(e: FdbEvent) -> dict[str, Any]:
 
 
 def row_text(r: SwitchRow, t0: int) -> str:
-    outs = ",".join(r.out_ports) or "-"
+    outs = out_cell(r) if r.out_ports else "-"
     head = f"{(r.time_ns - t0) / 1e9:6.2f} {r.in_port:>6}>{outs:<13} {r.decision:<9}"
     return f"{head} {r.proto} {r.src} > {r.dst}\n{'':7}{r.because}"
 

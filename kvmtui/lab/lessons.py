@@ -103,9 +103,9 @@ LESSONS: tuple[Lesson, ...] = (
         {"en": "The bridge learns MACs and forwards to one port",
          "vi": "Bridge học địa chỉ MAC và chỉ chuyển tiếp tới một cổng"},
         {"en": "A bridge is a switch: it learns which port each MAC lives behind and forwards a "
-               "frame only to that port; an unknown destination is flooded to every port.",
+               "frame only to that port; an unknown destination is flooded to every other port.",
          "vi": "Bridge là một switch: nó học MAC nào nằm sau cổng nào và chỉ chuyển khung tới "
-               "đúng cổng đó; đích chưa biết thì bị gửi tràn (flood) ra mọi cổng."},
+               "đúng cổng đó; đích chưa biết thì bị gửi tràn (flood) ra mọi cổng khác."},
         {"en": "iso-b's entry is deleted from virbr1's FDB, then iso-a pings iso-b: the first "
                "frame floods, iso-b's reply teaches the bridge (learned), later frames forward "
                "to vnet3 only.",
@@ -303,7 +303,7 @@ def _evidence_cmd(prefix: str, le: Lesson) -> list[str] | None:
     if le.view == "dhcp" and le.vm:
         return [*base, "dhcp", f"{prefix}{le.vm}", *uri, "--timeout", "20"]
     if le.view == "switch" and le.bridge:
-        return [*base, "switch", le.bridge, *uri, "-n", "8", "--timeout", "15"]
+        return [*base, "switch", le.bridge, *uri, "-n", "12", "--timeout", "15"]
     return None
 
 

@@ -115,6 +115,12 @@ def test_flush_floods_then_learns_then_forwards(lab: LabHandle) -> None:
         # while the MAC is unknown the bridge floods; once learned it forwards to one port
         assert all(r.decision == "flood" for r in unknown), to_b
         assert all("not in the FDB" in r.because for r in unknown), to_b
+        # two VMs on virbr1: a flood leaves by iso-b's port only, and says why that is a flood
+        others = [vm.tap for vm in spec.ALL_VMS if vm.bridge == spec.ISO_BRIDGE and vm != A]
+        words = (f"flood: every other port ({', '.join(str(t) for t in others)}); the "
+                 f"bridge's own port {spec.ISO_BRIDGE} takes unknown unicast only when "
+                 "promiscuous")  # fmt: skip
+        assert all(r.out_ports == (B.tap,) and words in r.because for r in unknown), to_b
         assert known and all(r.decision == "forward" and r.out_ports == (B.tap,) for r in known)
         if unknown:
             return

@@ -22,7 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
-from kvmtui.capture.switchmodel import FdbEvent, PortCount, SwitchBatch, SwitchRow
+from kvmtui.capture.switchmodel import FdbEvent, PortCount, SwitchBatch, SwitchRow, out_cell
 from kvmtui.core.model import Bridge, HostSnapshot
 from kvmtui.ui.widgets.line_table import LineTable
 
@@ -54,8 +54,7 @@ class SwitchBatchReady(Message):
 
 
 def row_cells(row: SwitchRow, t0: int) -> tuple[str, ...]:
-    outs = ",".join(row.out_ports) or "—"
-    return (f"+{(row.time_ns - t0) / 1e9:.3f}", row.in_port, outs, row.decision,
+    return (f"+{(row.time_ns - t0) / 1e9:.3f}", row.in_port, out_cell(row), row.decision,
             f"{row.src} → {row.dst} {row.proto}")  # fmt: skip
 
 
@@ -87,7 +86,7 @@ class SwitchScreen(Screen[None]):
     SwitchScreen.-sampled #switch-sampled { display: block; }
     SwitchScreen LineTable { height: 1fr; border: round $panel; }
     SwitchScreen LineTable:focus { border: heavy $accent; }
-    SwitchScreen #switch-detail { height: 2; padding: 0 1; color: $text-muted; }
+    SwitchScreen #switch-detail { height: 3; padding: 0 1; color: $text-muted; }
     """
 
     def __init__(
