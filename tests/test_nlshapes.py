@@ -12,11 +12,16 @@ decoders through a socket stand-in that answers with the request's sequence numb
 from __future__ import annotations
 
 import errno
+import os
+import secrets
 import struct
+import subprocess
+
+import pytest
 
 from kvmtui.core import nlfast, nlsock
 from kvmtui.core.model import PortVlan
-from kvmtui.core.netlink import _bridge_vlans, _build_links
+from kvmtui.core.netlink import _bridge_vlans, _build_links, read_netlink
 from kvmtui.core.nlsock import nla
 
 NESTED = 0x8000  # NLA_F_NESTED: the decoders must mask it off
@@ -189,3 +194,25 @@ def test_af_bridge_dump_refused_is_no_vlans() -> None:
     """A kernel that refuses the AF_BRIDGE dump (no bridge module): no VLANs, no exception."""
     err = struct.pack("=i", -errno.EOPNOTSUPP) + b"\0" * 16
     assert _bridge_vlans(_conn([(nlsock.NLMSG_ERROR, err)], done=False), {}) == ()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a network namespace)")
+def test_real_bridge_without_vlan_filtering_skips_the_vlan_dump(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On this kernel (a real part): a bridge reports IFLA_BR_VLAN_FILTERING 0, so read_netlink
+    does not ask for per-port VLANs at all (the dump is decoded above, on the mock)."""
+    ns = f"kvB-{secrets.token_hex(3)}-vl"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "add", "br0", "type", "bridge"], check=True)
+        subprocess.run(["ip", "-n", ns, "link", "add", "v0", "master", "br0", "type", "veth",
+                        "peer", "name", "v1"], check=True)  # fmt: skip
+        calls: list[int] = []
+        real = nlfast.dump_bridge_vlans
+        monkeypatch.setattr(nlfast, "dump_bridge_vlans", lambda c: calls.append(1) or real(c))
+        st = read_netlink(ns)
+        br = next(lk for lk in st.links if lk.name == "br0")
+        assert br.vlan_filtering is False and st.bridge_vlans == () and calls == []
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
