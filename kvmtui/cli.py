@@ -18,7 +18,7 @@ DEFAULT_LAB_PREFIX = "kvmtui-"
 
 # subcommand -> (module, function); each function takes the parsed args and returns an exit code
 _HANDLERS: dict[str, tuple[str, str]] = {
-    "app": ("kvmtui.ui.app", "run_app"),
+    "app": ("kvmtui.ui.launch", "run"),
     "inventory": ("kvmtui.commands.inventory", "run_inventory"),
     "path": ("kvmtui.commands.inventory", "run_path"),
     "trace": ("kvmtui.commands.capture", "run_trace"),

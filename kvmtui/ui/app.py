@@ -8,7 +8,6 @@ Nothing heavy is imported here: the host's source and the doctor's engine load i
 
 from __future__ import annotations
 
-import argparse
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -139,7 +138,7 @@ class KvmApp(App[int]):
         self._start_vm = start_vm
         self._start_capture = start_capture
         self._reloading = False
-        self.exit_message: str | None = None  # one line run_app prints after the app ends
+        self.exit_message: str | None = None  # one line launch.run prints after the app ends
 
     # --- layout -----------------------------------------------------------------------------
 
@@ -575,11 +574,4 @@ class KvmApp(App[int]):
         self._stop.set()
 
 
-def run_app(args: argparse.Namespace) -> int:
-    """``kvmtui ...``: the explorer (see :func:`kvmtui.ui.launch.run`)."""
-    from kvmtui.ui.launch import run
-
-    return run(args)
-
-
-__all__ = ["KvmApp", "config_path", "run_app"]
+__all__ = ["KvmApp", "config_path"]

@@ -1,13 +1,17 @@
-"""First paint must not wait for heavy imports: the UI module loads no scapy/pyroute2/libvirt,
-and ``run_app`` refuses a bad theme with one line (no traceback)."""
+"""First paint must not wait for heavy imports: the UI module loads no scapy/pyroute2/libvirt;
+``kvmtui.ui.launch.run`` refuses a bad theme with one line (no traceback); no module under
+``kvmtui/ui`` is part of an import circle, not even through an import inside a function."""
 
 from __future__ import annotations
 
 import argparse
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
-from kvmtui.ui.app import run_app
+import kvmtui
+from kvmtui.ui.launch import run
 
 
 def test_ui_import_loads_no_heavy_reader() -> None:
@@ -26,9 +30,45 @@ def test_ui_import_loads_no_heavy_reader() -> None:
     assert float(dt) < 1.0  # textual itself is ~0.2-0.3 s here
 
 
-def test_run_app_rejects_unknown_theme(capsys) -> None:  # type: ignore[no-untyped-def]
-    rc = run_app(argparse.Namespace(connect=None, theme="neon"))
+def test_run_rejects_unknown_theme(capsys) -> None:  # type: ignore[no-untyped-def]
+    rc = run(argparse.Namespace(connect=None, theme="neon"))
     assert rc == 2
     err = capsys.readouterr().err
     assert err.startswith("kvmtui: unknown theme 'neon'") and "presenter" in err
     assert "Traceback" not in err
+
+
+def _ui_imports() -> dict[str, set[str]]:
+    """Each module under kvmtui/ui and the kvmtui.ui modules it imports, wherever the import
+    statement is (module level, a function, a TYPE_CHECKING block)."""
+    root = Path(kvmtui.__file__).parent
+    mods = {
+        ".".join(p.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in (root / "ui").rglob("*.py")
+    }
+    graph: dict[str, set[str]] = {}
+    for name, path in mods.items():
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                for alias in node.names:
+                    full = f"{node.module}.{alias.name}"
+                    deps.add(full if full in mods else node.module)
+            elif isinstance(node, ast.Import):
+                deps.update(alias.name for alias in node.names)
+        graph[name] = {d for d in deps if d in mods and d != name}
+    return graph
+
+
+def test_no_import_circle_in_the_ui() -> None:
+    graph = _ui_imports()
+    assert "kvmtui.ui.widgets.base" in graph and "kvmtui.ui.app" in graph
+    for start in graph:
+        seen: set[str] = set()
+        todo = list(graph[start])
+        while todo:
+            mod = todo.pop()
+            assert mod != start, f"{start} is imported back (modules on the way: {sorted(seen)})"
+            if mod not in seen:
+                seen.add(mod)
+                todo.extend(graph[mod])
