@@ -27,16 +27,17 @@ async def test_lessons_off_the_lab_say_so_in_one_line() -> None:
 async def test_lessons_switch_language_and_run() -> None:
     ran: list[tuple[str, str]] = []
     on_ui_thread: list[bool] = []
+    watching: list[bool] = []  # the proving view was open, its capture started, at the trigger
     main = threading.current_thread()
+    switch = FakeSwitch([])
 
     def trigger(prefix: str, name: str) -> str:
         on_ui_thread.append(threading.current_thread() is main)
+        watching.append(isinstance(app.screen, SwitchScreen) and switch.started.is_set())
         ran.append((prefix, name))
         return "flushed virbr0's FDB; pinged from nat-light\n"
 
-    app = make_app(
-        lab="kvu1-", lessons=sample_lessons(), trigger=trigger, switch_factory=FakeSwitch([])
-    )
+    app = make_app(lab="kvu1-", lessons=sample_lessons(), trigger=trigger, switch_factory=switch)
     async with app.run_test(size=(80, 24)) as pilot:
         await loaded(pilot)
         await pilot.press("L")
@@ -47,5 +48,28 @@ async def test_lessons_switch_language_and_run() -> None:
         await wait_for(pilot, lambda: "chỉ chuyển khung" in str(body.render()))
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, SwitchScreen))
-        assert ran == [("kvu1-", "mac-learning")] and on_ui_thread == [False]
         assert app.screen.bridge == "virbr0"  # type: ignore[attr-defined]
+        # the switch view watches first: the flood right after the FDB flush is its proof
+        await wait_for(pilot, lambda: ran, timeout=10)
+        assert ran == [("kvu1-", "mac-learning")] and on_ui_thread == [False]
+        assert watching == [True]
+        # what the experiment did is said over the view
+        await wait_for(pilot, lambda: any("flushed virbr0's FDB" in n.message
+                                          for n in app._notifications))  # fmt: skip
+
+
+async def test_a_static_view_opens_after_its_experiment() -> None:
+    order: list[str] = []
+
+    def trigger(prefix: str, name: str) -> str:
+        order.append(f"ran {name} on {type(app.screen).__name__}")
+        return "iso-a pinged 198.51.100.1: no reply"
+
+    app = make_app(lab="kvu1-", lessons=sample_lessons(), trigger=trigger)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        await pilot.press("L")
+        await wait_for(pilot, lambda: isinstance(app.screen, LessonsScreen))
+        await pilot.press("down", "enter")  # host-only: the doctor's view of iso-a
+        await wait_for(pilot, lambda: order and not isinstance(app.screen, LessonsScreen))
+        assert order == ["ran host-only on LessonsScreen"]

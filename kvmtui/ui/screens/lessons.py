@@ -6,6 +6,7 @@ switches (``kvmtui --lang vi`` starts in Vietnamese)."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
@@ -59,11 +60,18 @@ def real_lessons() -> tuple[Sequence[Lesson], Trigger]:
     return tuple(lessons.LESSONS), lessons.trigger
 
 
+# views that must be watching before the experiment runs: its first frames are the proof (the
+# flood before the bridge re-learns, the fresh DHCP exchange); a path is there before and after
+LIVE_VIEWS = ("capture", "dhcp", "switch")
+LEAD_S = 1.5  # the view's capture opens its sockets meanwhile (as ``kvmtui lab lesson`` waits)
+
+
 class LessonRan(Message):
-    def __init__(self, lesson: Lesson, output: str) -> None:
+    def __init__(self, lesson: Lesson, output: str, opened: bool = False) -> None:
         super().__init__()
         self.lesson = lesson
         self.output = output
+        self.opened = opened  # the view was opened before the experiment ran
 
 
 def _text(d: dict[str, str], lang: str) -> str:
@@ -91,6 +99,7 @@ class LessonsScreen(Screen[None]):
         lessons: Sequence[Lesson] | None = None,
         trigger: Trigger | None = None,
         on_view: Callable[[Lesson], None] | None = None,
+        lead_s: float = LEAD_S,
     ) -> None:
         super().__init__()
         self.lang = lang if lang in WORDS else "en"
@@ -98,6 +107,7 @@ class LessonsScreen(Screen[None]):
         self._lessons = tuple(lessons) if lessons is not None else None
         self._trigger = trigger
         self._on_view = on_view
+        self.lead_s = lead_s
         self.status = ""
 
     @property
@@ -173,20 +183,28 @@ class LessonsScreen(Screen[None]):
             return
         self.status = self._w("running")
         self._show_lesson()
-        self.run_lesson(le)
+        live = le.view in LIVE_VIEWS and self._on_view is not None
+        if live and self._on_view is not None:
+            self._on_view(le)  # watching first; this screen stays below it, its worker runs on
+        self.run_lesson(le, self.lead_s if live else 0.0, live)
 
     @work(thread=True, exclusive=True, group="lesson", exit_on_error=False)
-    def run_lesson(self, lesson: Lesson) -> None:
+    def run_lesson(self, lesson: Lesson, lead_s: float = 0.0, opened: bool = False) -> None:
         assert self._trigger is not None and self.prefix is not None
+        if lead_s > 0:
+            time.sleep(lead_s)
         out = self._trigger(self.prefix, lesson.name)
-        self.post_message(LessonRan(lesson, out))
+        self.post_message(LessonRan(lesson, out, opened))
 
     @on(LessonRan)
     def _ran(self, message: LessonRan) -> None:
         first = message.output.strip().splitlines()
         self.status = first[0] if first else ""
         self._show_lesson()
-        if self._on_view is not None:
+        if message.opened:
+            if self.status:  # said over the view that is watching it
+                self.app.notify(self.status, title=_text(message.lesson.title, self.lang))
+        elif self._on_view is not None:
             self._on_view(message.lesson)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -198,6 +216,8 @@ class LessonsScreen(Screen[None]):
             text = str(err).strip().splitlines()[0] if err is not None and str(err).strip() else ""
             self.status = f"the experiment failed: {text or type(err).__name__}"
             self._show_lesson()
+            if self.app.screen is not self:  # the view opened first is on top: say it there
+                self.app.notify(self.status, severity="error")
 
     def action_toggle_lang(self) -> None:
         self.lang = "vi" if self.lang == "en" else "en"
