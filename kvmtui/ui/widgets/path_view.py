@@ -20,11 +20,15 @@ ROLE_LABEL = {
     "lan": "LAN",
     "end": "no way out",
     "macvtap": "macvtap",
+    "veth": "veth",
 }
 
 
 def hop_title(hop: Hop) -> str:
     role = ROLE_LABEL.get(hop.role, hop.role)
+    if hop.vlan is not None:  # on a VLAN-aware bridge: the VLAN, and its tag where it leaves
+        tag = {True: " tagged", False: " untagged", None: ""}[hop.tagged]
+        role += f", vlan {hop.vlan}{tag}"
     return f"{hop.dev} ({role})" if hop.dev else role
 
 
@@ -111,5 +115,6 @@ class PathView(Vertical):
             widgets.append(HopBox(hop))
         await hops.mount_all(widgets)
         self.drawn = path
-        verdict.update(("✓ " if path.way_out else "✗ ") + escape(path.verdict))
+        notes = "".join(f"\n[$text-muted]note: {escape(n)}[/]" for n in path.notes)
+        verdict.update(("✓ " if path.way_out else "✗ ") + escape(path.verdict) + notes)
         verdict.add_class("-ok" if path.way_out else "-bad")
