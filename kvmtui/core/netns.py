@@ -29,24 +29,43 @@ def netns_path(name: str) -> str:
     return name if name.startswith("/") else os.path.join(NETNS_RUN_DIR, name)
 
 
+def open_netns(name: str) -> int:
+    """An fd on namespace ``name`` (a name under /run/netns or a path); holding it keeps the
+    namespace alive even if ``ip netns del`` runs meanwhile."""
+    try:
+        return os.open(netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"network namespace {name!r} does not exist") from None
+
+
+@contextlib.contextmanager
+def entered(fd: int | None) -> Iterator[None]:
+    """Run the body with this thread in the namespace open at ``fd``, back in its own after
+    (None: stay where we are). The one place a thread changes namespace: :func:`in_netns` and
+    ``kvmtui.core.nlsock.NsHandle.entered`` both come here."""
+    if fd is None:
+        yield
+        return
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _setns(fd)
+        try:
+            yield
+        finally:
+            _setns(own)
+    finally:
+        os.close(own)
+
+
 @contextlib.contextmanager
 def in_netns(name: str | None) -> Iterator[None]:
     """Run the body with this thread in namespace ``name`` (None: stay where we are)."""
     if name is None:
         yield
         return
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    target = open_netns(name)
     try:
-        target = os.open(netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        os.close(own)
-        raise FileNotFoundError(f"network namespace {name!r} does not exist") from None
-    try:
-        _setns(target)
-        try:
+        with entered(target):
             yield
-        finally:
-            _setns(own)
     finally:
         os.close(target)
-        os.close(own)

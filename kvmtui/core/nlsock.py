@@ -13,7 +13,7 @@ import socket
 import struct
 from collections.abc import Iterator
 
-from kvmtui.core.netns import _setns, netns_path
+from kvmtui.core import netns as _netns  # underscored: nlfast star-imports this module
 
 # --- netlink / rtnetlink constants -----------------------------------------------------------
 
@@ -204,7 +204,7 @@ class NsHandle:
         self.fd: int | None = None
         if name is not None:
             try:
-                self.fd = os.open(netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
+                self.fd = _netns.open_netns(name)
             except FileNotFoundError:
                 raise NetnsGone(f"network namespace {name!r} does not exist") from None
             except OSError as exc:
@@ -214,24 +214,16 @@ class NsHandle:
 
     @contextlib.contextmanager
     def entered(self) -> Iterator[None]:
-        """This thread inside the namespace for the body (a no-op for the current one)."""
-        if self.fd is None:
-            yield
-            return
-        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        try:
+        """This thread inside the namespace for the body (a no-op for the current one), as
+        :func:`kvmtui.core.netns.entered` does it; a refused entry is a NetlinkError."""
+        with contextlib.ExitStack() as inside:
             try:
-                _setns(self.fd)
+                inside.enter_context(_netns.entered(self.fd))
             except OSError as exc:
                 raise NetlinkError(
                     f"cannot enter network namespace {self.name!r}: {exc} (are you root?)"
                 ) from None
-            try:
-                yield
-            finally:
-                _setns(own)
-        finally:
-            os.close(own)
+            yield
 
     def close(self) -> None:
         if self.fd is not None:
