@@ -48,6 +48,7 @@ TRACER = textwrap.dedent(
     t.stop()
     ru = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"events": t.events, "drops": len(t.drops()), "thread_cpu_s": t.cpu_s,
+                      "paused": t.paused,
                       "cpu_s": ru.ru_utime + ru.ru_stime, "error": t.error}))
     """
 )
@@ -130,7 +131,8 @@ def main() -> int:
           f"{'ok' if ratio >= 0.95 else 'BELOW GOAL'}")  # fmt: skip
     print(f"drop tracer: {trc['events']} trace events read, {trc['drops']} drops, process cpu "
           f"{trc['cpu_s']:.2f} s (reader thread {trc['thread_cpu_s']:.2f} s) = "
-          f"{trc['cpu_s'] / secs * 100:.0f}% of one core over the flood")  # fmt: skip
+          f"{trc['cpu_s'] / secs * 100:.0f}% of one core over the flood; sightings paused "
+          f"{trc.get('paused', 0)} times (a flood with nothing dropped)")  # fmt: skip
     r["ratio"] = ratio
     print(json.dumps(r))
     return 0

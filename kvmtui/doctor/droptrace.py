@@ -8,7 +8,11 @@ buffer. It enables three events, each filtered in the kernel:
 - ``net:netif_receive_skb`` and ``net:net_dev_xmit`` on the path's device names only, so the
   tracer knows on which of OUR devices an skb was last seen (skbaddr continuity).
 
-A drop is kept only for an skb seen on one of the path's devices. Tracepoints see every network
+A drop is kept only for an skb seen on one of the path's devices. Under a flood with nothing
+dropped the sightings (one event per packet per device) are what costs: above
+``FLOOD_EVENTS_S`` a second, with no drop event for ``QUIET_S``, they are paused (kfree_skb
+stays on) and resumed by the next drop event, so the drops that follow it are placed again;
+``paused`` counts the pauses. Tracepoints see every network
 namespace (two labs both have ``vnet0``): a drop is tied to a packet of ours by
 :meth:`Drop.matches`, against a frame our own AF_PACKET sockets saw on that device (same length,
 same moment).
@@ -50,6 +54,9 @@ SLACK_NS = 500_000  # a socket's timestamp and the tracepoint's: about 20 us apa
 _CHAIN_GAP_NS = 100_000_000  # sightings further apart are of different skbs
 _SEEN_MAX = 20_000  # skbs remembered (oldest forgotten first)
 _SEEN_AGE_NS = 3_000_000_000  # a drop this long after the last sighting is not that skb's
+FLOOD_EVENTS_S = 20_000  # sightings a second above which, with no drop, they are paused
+QUIET_S = 1.0  # ... when no drop event came for this long
+_SIGHTINGS = ("net/netif_receive_skb", "net/net_dev_xmit")
 
 
 class TraceUnavailable(RuntimeError):
@@ -264,6 +271,12 @@ class DropTracer:
         self._lock = threading.Lock()
         self._drained = 0.0  # monotonic time the pipe was last found empty
         self._off_ns = 0
+        self.paused = 0  # times the sightings were paused under a flood without drops
+        self._sightings_on = True
+        self._want_sightings = True
+        self._last_drop = 0.0  # monotonic time of the last kfree_skb event
+        self._win_t0 = 0.0
+        self._win_sightings = 0
 
     def __enter__(self) -> DropTracer:
         return self.start()
@@ -362,11 +375,37 @@ class DropTracer:
         while self.running and self._drained < asked and time.monotonic() - asked < timeout:
             time.sleep(0.01)
 
+    def _set_sightings(self, on: bool) -> None:
+        inst = self.inst
+        if inst is None or on == self._sightings_on:
+            return
+        for ev in _SIGHTINGS:
+            with contextlib.suppress(OSError):
+                _write(os.path.join(inst, "events", ev, "enable"), "1" if on else "0")
+        self._sightings_on = on
+        if not on:
+            self.paused += 1
+            self._seen.clear()  # what was seen before the pause cannot be continued
+
+    def _pace(self) -> None:
+        """Pause the sightings under a flood with no drop; resume at the next drop event."""
+        now = time.monotonic()
+        if self._want_sightings and not self._sightings_on:
+            self._set_sightings(True)
+        if now - self._win_t0 < 0.2:
+            return
+        rate = self._win_sightings / (now - self._win_t0) if self._win_t0 else 0.0
+        self._win_t0, self._win_sightings = now, 0
+        if self._sightings_on and rate > FLOOD_EVENTS_S and now - self._last_drop > QUIET_S:
+            self._want_sightings = False
+            self._set_sightings(False)
+
     def _run(self) -> None:
         t0 = time.thread_time()
         rest = b""
         try:
             while not self._stop.is_set():
+                self._pace()
                 fd = self._fd
                 if fd is None:
                     break
@@ -411,27 +450,27 @@ class DropTracer:
             return
         rest = parts[2]
         if kind != "kfree_skb":  # the hot path: one event per packet per device
+            self._win_sightings += 1
             f = rest.split()
             if len(f) < 3:
                 return
             self._sighting(f[1][8:], f[0][4:], _num(f[2][4:]), ts, kind == "net_dev_xmit")
             return
         kv = dict(_KV_RE.findall(rest))
-        skb = kv.get("skbaddr", "")
-        if kind == "kfree_skb":
-            seen = self._seen.pop(skb, None)
-            if not seen or ts - seen[-1].time_ns > _SEEN_AGE_NS:
-                return
-            reason = kv.get("reason", "")
-            if reason in NOT_DROPS or reason in BENIGN:
-                return
-            loc = kv.get("location", "?").split("+", 1)[0]
-            if (reason, loc) in BENIGN_AT:
-                return
-            drop = Drop(ts, reason, loc, _num(kv.get("protocol", "0")), seen)
-            with self._lock:
-                self._drops.append(drop)
+        reason = kv.get("reason", "")
+        if reason in NOT_DROPS or reason in BENIGN:
             return
+        loc = kv.get("location", "?").split("+", 1)[0]
+        if (reason, loc) in BENIGN_AT:
+            return
+        self._last_drop = time.monotonic()
+        self._want_sightings = True  # if they were paused: the drops after this one are placed
+        seen = self._seen.pop(kv.get("skbaddr", ""), None)
+        if not seen or ts - seen[-1].time_ns > _SEEN_AGE_NS:
+            return
+        drop = Drop(ts, reason, loc, _num(kv.get("protocol", "0")), seen)
+        with self._lock:
+            self._drops.append(drop)
 
     def _sighting(self, skb: str, dev: str, length: int, ts: int, xmit: bool) -> None:
         s = Seen(dev, length, ts, xmit)

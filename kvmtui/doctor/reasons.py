@@ -64,7 +64,10 @@ REASON_WORDS: dict[str, str] = {
 
 #: frees that say nothing about the path: a promiscuous bridge (a capture) hands the host copies
 #: of frames for other MACs, and the host's IP layer frees them as OTHERHOST
-BENIGN = frozenset({"OTHERHOST"})
+BENIGN = frozenset({
+    "OTHERHOST",
+    "IPV6_NDISC_NS_OTHERHOST",  # a neighbour solicitation for another host's address: normal
+})  # fmt: skip
 
 #: frees that are benign at one place only: NO_SOCKET in ping_rcv is an echo reply that reached
 #: a stack where no ping waits for it any more (a ping that ended, a duplicate); the same reason

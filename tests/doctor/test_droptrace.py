@@ -139,3 +139,38 @@ def test_signal_to_trace_leaves_nothing(topo: Topo, sig: signal.Signals) -> None
     pinger.join(10)
     assert "Traceback" not in err, err
     assert of_pid(p.pid) == []
+
+
+def test_sightings_pause_in_a_flood_with_nothing_dropped_and_resume_at_a_drop(
+    topo: Topo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A healthy flood costs one trace event per packet per device for nothing: the tracer
+    pauses those and keeps kfree_skb on; a firewall drop then resumes them, and the drops
+    that follow are placed on their device again. The flood here is a fast ping with the
+    threshold lowered to its rate (the bench measures the real one)."""
+    from kvmtui.doctor import droptrace
+
+    monkeypatch.setattr(droptrace, "FLOOD_EVENTS_S", 40)
+    monkeypatch.setattr(droptrace, "QUIET_S", 0.3)
+
+    def nft(rule: str) -> None:
+        subprocess.run(["ip", "netns", "exec", topo.host, "nft", rule], check=True)
+
+    def v4(drops: list[droptrace.Drop]) -> list[droptrace.Drop]:
+        return [d for d in drops if d.protocol == 0x0800]
+
+    with DropTracer(["vnet0", "virbr0", "wan0"]) as t:
+        assert "100 packets received" in topo.ping(T.NAT_VM, T.INET_IP, count=100, interval=0.01)
+        assert wait_for(lambda: t.paused >= 1, 5), (t.paused, t.events)
+        assert not v4(t.drops())  # (the namespaces' own IPv6 chatter has drops of its own)
+        nft("add table ip kvd_drop")
+        try:
+            nft("add chain ip kvd_drop fw { type filter hook forward priority -10; }")
+            nft(f"add rule ip kvd_drop fw ip saddr {T.NAT_VM.ip} drop")
+            topo.ping(T.NAT_VM, T.INET_IP, count=12, interval=0.1)
+            assert wait_for(lambda: bool(v4(t.drops())), 5), (t.paused, t.events)
+        finally:
+            nft("delete table ip kvd_drop")
+        drops = v4(t.drops())
+    assert all(d.reason == "NETFILTER_DROP" for d in drops), drops
+    assert {d.hop for d in drops} <= {"vnet0", "virbr0"} and len(drops) >= 5, drops
