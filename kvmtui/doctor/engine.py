@@ -54,6 +54,8 @@ RANK: dict[str, int] = {
     "mac.clash": 28,
     "uplink.missing": 30,
     "uplink.no_carrier": 32,
+    "vlan.no_pvid": 33,
+    "vlan.not_on_uplink": 33,
     "mtu.mismatch": 34,
     "firewall.bridged_dropped": 36,
     "nat.ip_forward_off": 40,
@@ -148,7 +150,7 @@ def check_tap(c: Nic) -> list[Finding]:
         out.append(_f("tap.down", "error", tap, f"tap {tap} of {c.vm.name} is down",
                       [Fact(f"{tap} set down (IFF_UP clear)", "netlink, /sys/class/net")],
                       f"ip link set {tap} up"))  # fmt: skip
-    if c.tap.master is None:
+    if c.tap.master is None and c.tap.kind != "macvtap":  # a macvtap is on its NIC, not a bridge
         want = c.network.bridge if c.network else c.nic.bridge
         out.append(_f("tap.no_bridge", "error", tap, f"tap {tap} is on no bridge",
                       [Fact(f"{tap} has no master", "netlink")],
@@ -230,6 +232,30 @@ def check_uplink(c: Nic) -> list[Finding]:
                           f"uplink {up} of {b.name} has no carrier (cable, switch port, peer)",
                           [Fact(f"{up} operstate {port.state}", "netlink")],
                           f"check the cable/switch port; ip link set {up} up"))  # fmt: skip
+    return out
+
+
+def check_vlans(c: Nic) -> list[Finding]:
+    """On a VLAN-aware bridge, from the path's VLAN evidence: a port without PVID drops the VM's
+    untagged frames; an uplink that does not carry the VM's VLAN drops them there."""
+    hops = c.path.hops if c.path else ()
+    vid = next((h.vlan for h in hops if h.role == "bridge" and h.vlan is not None), None)
+    out: list[Finding] = []
+    entry = c.nic.tap  # the port frames enter the next bridge by (a veth after a fwbr)
+    for h in hops:
+        bad = next((e for e in h.evidence if e.what == "VLAN" and e.ok is False), None)
+        if bad is not None and h.role == "bridge":
+            out.append(_f("vlan.no_pvid", "error", entry,
+                          f"{entry} has no PVID on VLAN-aware bridge {h.dev}: the VM's untagged "
+                          "frames are dropped", [Fact(bad.value, "netlink (bridge vlan)")],
+                          f"bridge vlan add dev {entry} vid VID pvid untagged"))  # fmt: skip
+        elif bad is not None and h.role == "uplink":
+            out.append(_f("vlan.not_on_uplink", "error", h.dev,
+                          f"uplink {h.dev} does not carry VLAN {vid}: the VM's frames stop there",
+                          [Fact(bad.value, "netlink (bridge vlan)")],
+                          f"bridge vlan add dev {h.dev} vid {vid}"))  # fmt: skip
+        if h.role == "veth" and h.dev:
+            entry = h.dev
     return out
 
 
@@ -423,7 +449,7 @@ def check_isolated(c: Nic) -> list[Finding]:
 
 CHECKS: tuple[Callable[[Nic], list[Finding]], ...] = (
     check_network, check_tap, check_wrong_bridge, check_bridge, check_port, check_uplink,
-    check_mtu, check_bridged_firewall, check_routing, check_dhcp, check_mac, check_ip,
+    check_vlans, check_mtu, check_bridged_firewall, check_routing, check_dhcp, check_mac, check_ip,
     check_isolated,
 )  # fmt: skip
 
