@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 
 from kvmtui.capture.decode import Frame, decode
 from kvmtui.capture.ring import PACKET_OUTGOING, RawPacket
+from kvmtui.core.model import L2_MODES
 from kvmtui.doctor.model import Fate
 
-_L2 = ("bridge", "direct", "macvtap", "private", "vepa", "passthrough")
+_L2 = L2_MODES  # frames leave the host as they are (core.model: the mode sets, once)
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,12 +40,11 @@ from kvmtui.capture.correlate import Correlator, HopSpec, PacketRow
 from kvmtui.capture.dhcp import DhcpTracker, DhcpTransaction
 from kvmtui.capture.ring import PROMISC_EXPLANATION, CaptureError, PacketRing, RawPacket
 from kvmtui.core.hostlinks import host_view, links_or_empty, reresolve_tap
-from kvmtui.core.model import Hop, Network, NicPath
+from kvmtui.core.model import L2_MODES, Hop, Network, NicPath
 from kvmtui.core.netns import in_netns
 
 CAPTURE_ROLES = ("tap", "macvtap", "bridge", "uplink")
 DHCP_BPF = "udp and (port 67 or port 68)"
-L2_MODES = ("bridge", "direct", "macvtap", "private", "vepa", "passthrough")
 
 Resolver = Callable[[str], NicPath | None]
 
