@@ -184,3 +184,20 @@ def test_replay_of_a_foreign_or_cut_json_document_is_one_line_exit_2(tmp_path: P
         assert cp.returncode == 2 and cp.stdout == ""
         assert len(cp.stderr.strip().splitlines()) == 1 and "Traceback" not in cp.stderr
         assert "not a kvmtui inventory document" in cp.stderr
+
+
+def test_inventory_text_shows_vlans_and_bond_members() -> None:
+    import io
+
+    from kvmtui.commands.inventory import print_inventory
+
+    out = io.StringIO()
+    print_inventory(load("proxmox"), out)
+    lines = out.getvalue().splitlines()
+    vmbr0 = next(ln for ln in lines if ln.startswith("  vmbr0 "))
+    fwbr = next(ln for ln in lines if ln.startswith("  fwbr100i0 "))
+    assert vmbr0.endswith("vlan-aware") and not fwbr.endswith("vlan-aware")
+    bond = next(ln for ln in lines if ln.startswith("    port bond0 "))
+    assert "bond active-backup: eno1 eno2" in bond and "vlan 1 PVID untagged, 20, 30" in bond
+    fwpr = next(ln for ln in lines if ln.startswith("    port fwpr100p0 "))
+    assert fwpr.endswith("vlan 20 PVID untagged")

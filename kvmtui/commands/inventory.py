@@ -9,7 +9,7 @@ import time
 from typing import TextIO
 
 from kvmtui.core.jsonout import SCHEMA, dumps, path_json, snapshot_json
-from kvmtui.core.model import Evidence, HostSnapshot, NicPath, Vm
+from kvmtui.core.model import Evidence, HostSnapshot, NicPath, PortVlan, Vm
 from kvmtui.core.wire import apply_wire, listen, seen_words
 
 
@@ -59,6 +59,11 @@ def print_path(p: NicPath, out: TextIO, indent: str = "  ", detailed: bool = Fal
             print(f"{indent}      {_ev_text(e)}", file=out)
 
 
+def _vlan_text(v: PortVlan) -> str:
+    """As ``bridge vlan show`` words it: ``20 PVID untagged``."""
+    return f"{v.vid}" + (" PVID" if v.pvid else "") + (" untagged" if v.untagged else "")
+
+
 def print_inventory(snap: HostSnapshot, out: TextIO) -> None:
     fwd = {True: "1", False: "0", None: "?"}[snap.ip_forward]
     print(
@@ -73,9 +78,15 @@ def print_inventory(snap: HostSnapshot, out: TextIO) -> None:
         nets = f"  network {','.join(b.networks)}" if b.networks else ""
         addrs = f"  {' '.join(b.addresses)}" if b.addresses else ""
         stp = "on" if b.stp else "off"
-        print(f"  {b.name}  {b.state}  {b.mac}{addrs}{nets}  stp {stp}", file=out)
+        aware = "  vlan-aware" if b.vlan_filtering else ""
+        print(f"  {b.name}  {b.state}  {b.mac}{addrs}{nets}  stp {stp}{aware}", file=out)
         for p in b.ports:
             who = f"  {p.owner}" if p.owner else ""
+            lk = snap.link(p.name)
+            if lk is not None and lk.bond_members:
+                who += f"  bond {lk.bond_mode or '?'}: {' '.join(lk.bond_members)}"
+            if p.vlans:
+                who += "  vlan " + ", ".join(_vlan_text(v) for v in p.vlans)
             print(
                 f"    port {p.name:<10} {p.kind:<8} {p.state:<6} {p.stp_state:<10}{who}", file=out
             )
