@@ -3,6 +3,8 @@ sockets on a real bridge: tests/ui/sample.py FakeSwitch); the test is about the 
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.widgets import Static
 
 from kvmtui.capture.switchmodel import SwitchBatch, SwitchRow, flood_words
@@ -96,3 +98,26 @@ async def test_a_flood_to_one_port_reads_as_a_flood() -> None:
         await pilot.pause(0.1)
         svg = app.export_screenshot()
         assert "promiscuous" in svg and "every&#160;other&#160;port&#160;(vnet1)" in svg
+
+
+async def test_the_real_session_opens_in_the_sources_namespace(monkeypatch: Any) -> None:
+    """LiveHost(netns=...) reads the lab's KVM host from outside it (the screenshots, the lab
+    tests): the switch view's capture sockets must open in that namespace, not in this one."""
+    import kvmtui.ui.screens.switch as switch_screen
+
+    asked: list[tuple[str, str | None]] = []
+
+    def fake_real(bridge: Any, snap: Any, netns: str | None = None) -> FakeSwitch:
+        asked.append((bridge.name, netns))
+        return FakeSwitch([])(bridge, snap)
+
+    monkeypatch.setattr(switch_screen, "real_switch", fake_real)
+    app = make_app()
+    app.source.netns = "kvu9-host"  # type: ignore[union-attr]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        app.selected_bridge = "virbr0"
+        await pilot.pause(0.05)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: asked)
+        assert asked == [("virbr0", "kvu9-host")]

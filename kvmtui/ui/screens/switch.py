@@ -40,10 +40,10 @@ class SwitchLike(Protocol):
 SwitchFactory = Callable[[Bridge, HostSnapshot], SwitchLike]
 
 
-def real_switch(bridge: Bridge, snap: HostSnapshot) -> SwitchLike:
+def real_switch(bridge: Bridge, snap: HostSnapshot, netns: str | None = None) -> SwitchLike:
     from kvmtui.capture.switch import SwitchSession  # heavy: capture sockets, in the worker
 
-    session: SwitchLike = SwitchSession(bridge, snap)
+    session: SwitchLike = SwitchSession(bridge, snap, netns=netns)
     return session
 
 
@@ -94,7 +94,8 @@ class SwitchScreen(Screen[None]):
     ) -> None:
         super().__init__()
         self.bridge = bridge
-        self._factory = factory or real_switch
+        self._factory = factory
+        self._netns: str | None = None
         self.poll_s = poll_s
         self._stop = threading.Event()
         self._handled = threading.Event()
@@ -127,6 +128,10 @@ class SwitchScreen(Screen[None]):
             self._title(f"no bridge {self.bridge} on this host")
             self.state = "failed"
             return
+        # the bridge lives where the app's host model is read: LiveHost(netns=...) reads the
+        # lab's KVM host from outside it, and the capture sockets must be opened there too
+        netns = getattr(getattr(self.app, "source", None), "netns", None)
+        self._netns = netns if isinstance(netns, str) else None
         self.run_session(bridge, snap)
 
     def _title(self, words: str) -> None:
@@ -134,9 +139,14 @@ class SwitchScreen(Screen[None]):
             escape(f"Switch view · {self.bridge} · {words}")
         )
 
+    def _session(self, bridge: Bridge, snap: HostSnapshot) -> SwitchLike:
+        if self._factory is not None:
+            return self._factory(bridge, snap)
+        return real_switch(bridge, snap, self._netns)
+
     @work(thread=True, exclusive=True, group="switch", exit_on_error=False)
     def run_session(self, bridge: Bridge, snap: HostSnapshot) -> None:
-        session = self._factory(bridge, snap)
+        session = self._session(bridge, snap)
         try:
             session.start()
             while not self._stop.is_set():
