@@ -27,6 +27,7 @@ import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from kvmtui.core.model import (
     MACVTAP_MODES,
@@ -73,6 +74,7 @@ class _Index:
                     self.fdb.setdefault((b.name, f.mac), []).append(f)
         self.by_index = {lk.index: lk.name for lk in snap.links}
         self.default_route = _default_route(snap)
+        self._veth_out: dict[str, tuple[str, str, Bridge] | None] = {}
 
     def same_ns_peer(self, lk: Link) -> Link | None:
         """The other end of a veth whose peer is in this namespace."""
@@ -83,9 +85,14 @@ class _Index:
 
     def veth_out(self, br: Bridge) -> tuple[str, str, Bridge] | None:
         """``(veth on br, its peer, the peer's bridge)`` when ``br`` has no uplink and a veth
-        pair joins it to another bridge (a firewall bridge, Proxmox's fwbr)."""
+        pair joins it to another bridge (a firewall bridge, Proxmox's fwbr); once per bridge."""
         if br.uplinks:
             return None
+        if br.name not in self._veth_out:
+            self._veth_out[br.name] = self._find_veth_out(br)
+        return self._veth_out[br.name]
+
+    def _find_veth_out(self, br: Bridge) -> tuple[str, str, Bridge] | None:
         for p in br.ports:
             lk = self.links.get(p.name)
             if p.kind != "veth" or lk is None:
@@ -148,6 +155,8 @@ def _stack_evs(ix: _Index, dev: str | None) -> list[Evidence]:
     """What a device is made of: a vlan link's id and lower device, a bond's mode and members
     (the bond is up while one member is)."""
     lk = ix.links.get(dev) if dev else None
+    if lk is None or lk.kind not in ("vlan", "bond"):
+        return []
     out: list[Evidence] = []
     seen: set[str] = set()
     while lk is not None and lk.name not in seen:
@@ -192,7 +201,7 @@ class _End:
     verdict: str
 
 
-@dataclass
+@dataclass(slots=True)
 class _Walk:
     """One NIC's walk: what the steps read and the hops they have added so far."""
 
@@ -210,9 +219,19 @@ class _Walk:
     entry: str | None = None  # the port frames enter that bridge on
     vlan: int | None = None  # the VLAN the frames are in, once a VLAN-aware bridge said so
 
-    def add(self, dev: str | None, role: HopRole, evs: list[Evidence], **kw: object) -> Hop:
-        ok = kw.pop("ok", all(e.ok is not False for e in evs))
-        hop = Hop(dev, role, tuple(evs), ok, **kw)  # type: ignore[arg-type]
+    def add(
+        self,
+        dev: str | None,
+        role: HopRole,
+        evs: list[Evidence],
+        ok: bool | Literal["evidence"] | None = "evidence",
+        vlan: int | None = None,
+        tagged: bool | None = None,
+    ) -> Hop:
+        """Append a hop; its ``ok`` by default: no evidence against it."""
+        if ok == "evidence":
+            ok = not any(e.ok is False for e in evs)
+        hop = Hop(dev, role, tuple(evs), ok, vlan, tagged)
         self.hops.append(hop)
         return hop
 
@@ -443,7 +462,7 @@ def _macvtap(w: _Walk) -> _End | None:
     tap_evs = [_link_ev(ix, nic.tap)] if nic.tap else []
     if kmode:
         tap_evs.append(Evidence("macvtap mode", kmode, None))
-    w.add(nic.tap, "macvtap", tap_evs, ok=all(e.ok is not False for e in tap_evs))
+    w.add(nic.tap, "macvtap", tap_evs)
     w.add(lower, "uplink", [_link_ev(ix, lower), *_stack_evs(ix, lower)])
     if lower is None:
         return _End(False, "no way out: macvtap without a known host NIC")
