@@ -121,6 +121,7 @@ def test_truncated_and_foreign_files_exit_2_in_one_line(tmp_path: Path, cut: int
         assert len(cp.stderr.strip().splitlines()) == 1 and "Traceback" not in cp.stderr
 
 
+@pytest.mark.lab
 def test_lab_recording_replays_identically(lab: LabHandle, tmp_path: Path) -> None:
     rec = tmp_path / "lab.pcapng"
     cp = lab.run(lab.host_ns, *KVMTUI, "-c", lab.uri, "record", str(rec), "--seconds", "1",

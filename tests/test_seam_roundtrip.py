@@ -193,6 +193,7 @@ def test_foreign_documents_raise_decode_error(doc: object) -> None:
         decode_snapshot(doc)
 
 
+@pytest.mark.lab
 def test_lab_snapshot_round_trips_unchanged(lab: LabHandle) -> None:
     from kvmtui.core.snapshot import read_host
 
