@@ -15,7 +15,7 @@ Printed: packets sent, captured and dropped by each, CPU per packet (user+sys of
 over the packets it captured), the ratio engine/tcpdump captured (goal >= 0.95), the engine's
 decoded/skipped split, its peak RSS; and which Python ran it. ``--pcap`` runs the flood a
 second time with the engine streaming every frame to a pcapng file as ``trace --pcap`` does
-(``keep_frames``), and prints its CPU beside the figure without export (goal: <= 10 % more).
+(the engine's ``sink``), and prints its CPU beside the figure without export (goal: <= 10 % more).
 Everything is removed at the end, the flood always stops (count and time bound, and a kill at
 the end).
 """
@@ -120,9 +120,9 @@ ENGINE = textwrap.dedent(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     pcap = sys.argv[4] if len(sys.argv) > 4 else ""
-    s = CaptureSession(path, netns=sys.argv[2], conntrack=False, max_rows=int(sys.argv[3]),
-                       block_size=1 << 22, block_nr=8, keep_frames=bool(pcap))
     stream = PcapngStream(pcap, overwrite=True) if pcap else None
+    s = CaptureSession(path, netns=sys.argv[2], conntrack=False, max_rows=int(sys.argv[3]),
+                       block_size=1 << 22, block_nr=8, sink=stream)
     s.start()
     def rss_mb():
         for line in open("/proc/self/status"):
@@ -135,24 +135,19 @@ ENGINE = textwrap.dedent(
         time.sleep(0.1)
         b = s.poll()          # as the UI does, every 100 ms
         rows += len(b.rows)
-        if stream is not None:  # as trace --pcap does
-            stream.add_frames(b.frames, {h.index: (h.dev, h.role) for h in b.hops})
-            stream.write_rows(b.rows)
     time.sleep(0.3)
     s.stop()
     b = s.poll()
     rows += len(b.rows)
     written = 0
     if stream is not None:
-        stream.add_frames(b.frames, {h.index: (h.dev, h.role) for h in b.hops})
-        stream.write_rows(b.rows)
         stream.close()
         written = stream.frames
     h = b.hops[0]
     ru = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"received": h.received, "dropped": h.dropped, "read": b.packets,
                       "skipped": b.skipped, "rows": rows, "written": written,
-                      "frames_lost": b.frames_lost,
+                      "pcap_error": stream.error if stream is not None else None,
                       "cpu_s": ru.ru_utime + ru.ru_stime, "maxrss_mb": ru.ru_maxrss / 1024,
                       "rss_start_mb": rss_start, "rss_end_mb": rss_mb()}))
     """
@@ -347,7 +342,7 @@ def main() -> int:
         us_p = ep["cpu_s"] / max(ep["received"], 1) * 1e6
         print(
             f"with --pcap   : captured {ep['received']} dropped {ep['dropped']}, wrote "
-            f"{ep['written']} frames ({size / 1e6:.0f} MB, {ep['frames_lost']} lost), cpu "
+            f"{ep['written']} frames ({size / 1e6:.0f} MB), cpu "
             f"{ep['cpu_s']:.2f} s = {us_p:.2f} us/packet against {us:.2f} without: "
             f"{us_p / us:.2f}x (goal <= 1.10), peak RSS {ep['maxrss_mb']:.0f} MB"
         )

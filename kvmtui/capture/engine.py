@@ -32,8 +32,9 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from kvmtui.capture import bpf
 from kvmtui.capture.correlate import Correlator, HopSpec, PacketRow
@@ -89,10 +90,6 @@ class CaptureBatch:
     skipped: int  # frames read but not correlated (backlog under a flood, or paused)
     lost_rows: int  # rows that fell out of the new-rows buffer before a poll took them
     running: bool
-    # with keep_frames: every frame every hop's filter passed since the last poll, correlated
-    # or not (what trace --pcap writes), and how many fell out of that buffer unpolled
-    frames: tuple[RawPacket, ...] = ()
-    frames_lost: int = 0
 
 
 @dataclass(slots=True)
@@ -105,6 +102,16 @@ class _HopState:
     message: str | None = None
     received: int = 0  # counters of closed rings
     dropped: int = 0
+
+
+class FrameSink(Protocol):
+    """Takes every frame the hops captured, and the rows made of them, in the capture thread
+    (a pcapng stream: :class:`kvmtui.capture.pcapstream.PcapngStream`). It must keep up or
+    the kernel ring fills and drops, as tcpdump -w's does: those drops are counted."""
+
+    def add_frames(self, frames: list[RawPacket], hops: Mapping[int, tuple[str, str]]) -> None: ...
+
+    def write_rows(self, rows: Iterable[PacketRow]) -> None: ...
 
 
 def capture_hops(path: NicPath) -> list[tuple[int, Hop]]:
@@ -129,8 +136,7 @@ class CaptureSession:
         window_s: float = 0.4,
         block_size: int = 1 << 20,
         block_nr: int = 8,
-        keep_frames: bool = False,
-        max_frames: int = 100_000,
+        sink: FrameSink | None = None,
     ) -> None:
         self.path = path
         self.netns = netns
@@ -145,9 +151,7 @@ class CaptureSession:
         self.window_ns = int(window_s * 1e9)
         self.block_size, self.block_nr = block_size, block_nr
         self._new: deque[PacketRow] = deque(maxlen=max_rows)
-        self.keep_frames = keep_frames
-        self._frames: deque[RawPacket] = deque(maxlen=max_frames)
-        self.frames_lost = 0
+        self.sink = sink
         self._dhcp_new: dict[tuple[int, str], DhcpTransaction] = {}
         self._events: deque[CaptureEvent] = deque(maxlen=1000)
         self._lock = threading.RLock()  # guards buffers and rings against poll()
@@ -300,12 +304,10 @@ class CaptureSession:
             self._dhcp_new.clear()
             ev = tuple(self._events)
             self._events.clear()
-            frames = tuple(self._frames)
-            self._frames.clear()
             hops = self._hop_status()
             return CaptureBatch(
                 rows, dh, hops, ev, self.packets, self.skipped, self.lost_rows,
-                self._thread is not None and self._thread.is_alive(), frames, self.frames_lost,
+                self._thread is not None and self._thread.is_alive(),
             )  # fmt: skip
 
     def _hop_status(self) -> tuple[HopStatus, ...]:
@@ -400,6 +402,7 @@ class CaptureSession:
 
         sync_poller()
         last_check = time.monotonic()
+        sink = self.sink
         while not self._stop.is_set():
             ready = poller.poll(50)
             for fd, ev in ready:
@@ -414,13 +417,13 @@ class CaptureSession:
                 if st.ring is not None:
                     got: list[RawPacket] = []
                     # frames past the backlog are counted, not copied (ring.read's docstring),
-                    # unless every frame is kept for a file
+                    # unless a sink takes every frame (a file)
                     keep = 0 if self.paused else self.backlog
-                    total += st.ring.read(got, keep=1 << 30 if self.keep_frames else keep)
+                    total += st.ring.read(got, keep=1 << 30 if sink is not None else keep)
                     per_ring.append(got)
             self.packets += total
-            if self.keep_frames:
-                self._keep(per_ring)
+            if sink is not None:  # in this thread: under a flood the kernel ring is the buffer
+                sink.add_frames([p for g in per_ring for p in g], self._hop_names())
             batch: list[RawPacket] = []
             if self.paused:
                 self.skipped += total
@@ -444,6 +447,8 @@ class CaptureSession:
                     if tx is not None:
                         dhcp_updates.append(tx)
             rows = self.correlator.flush(time.time_ns())
+            if sink is not None and rows:
+                sink.write_rows(rows)
             if rows or dhcp_updates:
                 with self._lock:
                     for r in rows:
@@ -458,19 +463,14 @@ class CaptureSession:
                 self._check_devices()
                 sync_poller()
         rows = self.correlator.flush(time.time_ns(), force=True)
+        if sink is not None:
+            sink.write_rows(rows)
         with self._lock:
             for r in rows:
                 self._new.append(r)
 
-    def _keep(self, per_ring: list[list[RawPacket]]) -> None:
-        """Every frame read, for poll() to hand over; the oldest go first when nobody polls."""
-        with self._lock:
-            room = (self._frames.maxlen or 0) - len(self._frames)
-            n = sum(len(g) for g in per_ring)
-            if n > room:
-                self.frames_lost += n - room
-            for g in per_ring:
-                self._frames.extend(g)
+    def _hop_names(self) -> dict[int, tuple[str, str]]:
+        return {i: (st.spec.dev, st.spec.role) for i, st in self._hops.items()}
 
     def _exists(self, dev: str, ifindex: int) -> bool:
         try:

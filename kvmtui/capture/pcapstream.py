@@ -1,15 +1,15 @@
 """A pcapng file written while the capture runs: what ``trace --pcap`` streams to.
 
-Fed with :meth:`PcapngStream.add_frames` (the engine's ``keep_frames``), every frame every
-hop's kernel filter passed goes out, correlated or not (under a flood most are not): each is
-held back ``HOLD_NS`` so that the row it belongs to, when there is one, is named in its comment
-(rows come from the correlator's window, and trace waits for a drop reason); without frames,
-:meth:`write_rows` writes the sightings of the rows it is given (the TUI's export). One
-interface block per hop; flushed at least once a second, so Ctrl-C, SIGTERM, an
-SSH drop (SIGHUP) or a kill leaves a file that Wireshark reads up to its last second. Blocks are
-written whole: on a full disk the file is cut back to the last complete block and writing stops
-with one line, never a packet half written. ``max_bytes``/``files`` rotate like tcpdump's
-``-C``/``-W``: FILE, FILE1, FILE2, ..., and with ``files`` a ring that reuses its own names.
+As the engine's ``sink`` (called in the capture thread), :meth:`PcapngStream.add_frames` gets
+every frame every hop's kernel filter passed, correlated or not (under a flood most are not):
+each is held back ``HOLD_NS`` so that the row it belongs to, when the correlator makes one in
+its window, is named in its comment. Without frames, :meth:`write_rows` writes the sightings of
+the rows it is given (the TUI's export). One interface block per hop; flushed at least once a
+second, so Ctrl-C, SIGTERM, an SSH drop (SIGHUP) or a kill leaves a file that Wireshark reads
+up to its last second. Blocks are written whole: on a full disk the file is cut back to the
+last complete block and writing stops with one line, never a packet half written.
+``max_bytes``/``files`` rotate like tcpdump's ``-C``/``-W``: FILE, FILE1, FILE2, ..., and with
+``files`` a ring that reuses its own names.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ def _ts(p: RawPacket) -> int:
     return p[0]
 
 
-HOLD_NS = 1_500_000_000  # a frame waits this long for its row's name (window + fate wait)
-MAX_HELD = 100_000  # beyond this the oldest frames go out unnamed rather than wait
+HOLD_NS = 600_000_000  # a frame waits this long for its row's name (the correlator's window)
+MAX_HELD = 50_000  # beyond this the oldest frames go out unnamed rather than wait
 
 
 class PcapngStream:
@@ -113,11 +113,10 @@ class PcapngStream:
         if len(self._buf) >= 1 << 16:
             self.flush()
 
-    def add_frames(self, frames: Iterable[RawPacket], hops: Mapping[int, tuple[str, str]]) -> None:
+    def add_frames(self, frames: Sequence[RawPacket], hops: Mapping[int, tuple[str, str]]) -> None:
         """Every frame the hops captured (``hops``: hop index -> (device, role)); written
         ``HOLD_NS`` later, named after its row if :meth:`write_rows` got that row by then."""
         self._raw = True
-        frames = frames if isinstance(frames, (list, tuple)) else list(frames)
         if frames:
             self._hops.update(hops)
             self._held.append((max(map(_ts, frames)), frames))
@@ -251,6 +250,15 @@ class PcapngStream:
         self.frames += self._pending
         self._pending = 0
         self._buf = bytearray()
+
+    def discard(self) -> None:
+        """Close and remove the files written (the capture never started)."""
+        self._raw = False
+        self._close_file()
+        if self.path != "-":
+            for name in self.names:
+                with contextlib.suppress(OSError):
+                    os.unlink(name)
 
     def close(self) -> None:
         if self._raw:

@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from kvmtui.capture.bpf import BpfError, check_filter
 from kvmtui.capture.correlate import PacketRow
-from kvmtui.capture.engine import CaptureBatch, CaptureError, CaptureSession, capture_hops
+from kvmtui.capture.engine import (
+    CaptureBatch,
+    CaptureError,
+    CaptureSession,
+    FrameSink,
+    capture_hops,
+)
 from kvmtui.core.model import HostSnapshot, NicPath
 from kvmtui.core.resolve import find_vm, shorten
 
@@ -73,7 +79,7 @@ def _resolver(uri: str | None) -> Callable[[str], NicPath | None]:
 
 
 def _session(
-    args: argparse.Namespace, extra_filter: str | None, keep_frames: bool = False
+    args: argparse.Namespace, extra_filter: str | None, sink: FrameSink | None = None
 ) -> tuple[CaptureSession | None, int]:
     uri = getattr(args, "connect", None)
     snap = _read_host(uri)
@@ -85,7 +91,7 @@ def _session(
     try:
         sess = CaptureSession(
             path, bpf_filter=extra_filter, resolve=_resolver(uri), networks=snap.networks,
-            vm_by_mac=vm_by_mac, keep_frames=keep_frames,
+            vm_by_mac=vm_by_mac, sink=sink,
         )  # fmt: skip
         sess.start()
     except BpfError as exc:
@@ -157,10 +163,6 @@ def row_text(r: PacketRow) -> str:
     if r.fate is not None:
         line += f"  !! {r.fate.words or r.fate.reason} ({r.fate.reason} in {r.fate.location})"
     return line
-
-
-def _hop_names(batch: CaptureBatch) -> dict[int, tuple[str, str]]:
-    return {h.index: (h.dev, h.role) for h in batch.hops}
 
 
 def _events(batch: CaptureBatch, out: TextIO) -> None:
@@ -236,16 +238,16 @@ def run_trace(args: argparse.Namespace) -> int:
 
 
 def _trace(args: argparse.Namespace, flt: str | None, out: TextIO) -> int:
-    # with --pcap every frame is kept for the file, correlated or not
-    sess, code = _session(args, flt, keep_frames=bool(getattr(args, "pcap", None)))
-    if sess is None:
-        return code
     stream: PcapngStream | None = None
-    if getattr(args, "pcap", None):  # opened before the first frame is taken from the engine
+    if getattr(args, "pcap", None):  # opened before the capture: the engine writes every frame
         stream, code = _open_pcap(args)
         if stream is None:
-            sess.stop()
             return code
+    sess, code = _session(args, flt, sink=stream)
+    if sess is None:
+        if stream is not None:
+            stream.discard()  # nothing was captured: no empty file left behind
+        return code
     from kvmtui.doctor.fate import FateTracker  # the kernel's drop reasons (tracefs)
 
     fates = FateTracker(sess.path).start()
@@ -279,9 +281,6 @@ def _trace(args: argparse.Namespace, flt: str | None, out: TextIO) -> int:
                 ready += 1
             rows = [r for r, _ in waiting[:ready]]
             del waiting[:ready]
-            if stream is not None:
-                stream.add_frames(batch.frames, _hop_names(batch))
-                stream.write_rows(rows)
             for r in rows:
                 if printed >= count:
                     break
@@ -302,12 +301,9 @@ def _trace(args: argparse.Namespace, flt: str | None, out: TextIO) -> int:
             break
         print(json.dumps(row_json(r)) if as_json else row_text(r), file=out, flush=True)
         printed += 1
-    if stream is not None:
-        with contextlib.suppress(_Stopped, KeyboardInterrupt):  # what came in meanwhile
-            final = sess.poll()
-            stream.add_frames(final.frames, _hop_names(final))
-            stream.write_rows([r for r, _ in waiting] + fates.annotate(final.rows))
-        stream.close()
+    if stream is not None:  # the engine wrote every frame and named its rows; it has stopped
+        with contextlib.suppress(_Stopped, KeyboardInterrupt):
+            stream.close()
     if stopped_by:
         print(f"kvmtui: stopped by {stopped_by}", file=sys.stderr)
     if last is not None:
@@ -325,9 +321,7 @@ def _trace(args: argparse.Namespace, flt: str | None, out: TextIO) -> int:
             f"hop by hop and are not rows{kept}",
             file=sys.stderr,
         )
-    if last is not None and last.frames_lost:
-        print(f"kvmtui: {last.frames_lost} frames did not reach the file (the writer fell "
-              "behind the capture)", file=sys.stderr)  # fmt: skip
+
     if stream is not None:
         files = ", ".join(stream.names)
         print(

@@ -197,3 +197,16 @@ def test_fast_epb_is_the_same_block_as_epb() -> None:
             assert epb_plain(3, ts, data, n + 7 * (n % 2), out) == epb(
                 3, ts, data, n + 7 * (n % 2), out
             )
+
+
+def test_trace_of_an_unknown_vm_leaves_no_empty_file(tmp_path: Path) -> None:
+    """The file is opened before the capture (so a bad path is refused first); when the
+    capture then cannot start, the empty file goes again."""
+    path = tmp_path / "none.pcapng"
+    cp = subprocess.run(
+        [sys.executable, "-m", "kvmtui", "trace", "no-such-vm-kvx", "--pcap", str(path),
+         "--connect-timeout", "2"],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert cp.returncode == 2 and "no-such-vm-kvx" in cp.stderr, cp.stderr
+    assert not path.exists()
