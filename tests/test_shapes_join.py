@@ -102,6 +102,9 @@ def test_vlans_and_bonds_reach_the_bridges_and_links() -> None:
     assert vmbr0.uplinks == ("bond0",)
     fwbr = s.bridge("fwbr100i0")
     assert fwbr is not None and fwbr.vlan_filtering is False and fwbr.uplinks == ()
+    # the veth pair between the two bridges names its other end and that end's bridge
+    assert {p.name: p.owner for p in fwbr.ports}["fwln100i0"] == "veth -> fwpr100p0 on vmbr0"
+    assert ports["fwpr100p0"].owner == "veth -> fwln100i0 on fwbr100i0"
     bond = s.link("bond0")
     assert bond is not None and bond.bond_members == ("eno1", "eno2")
 

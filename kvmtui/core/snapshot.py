@@ -163,6 +163,7 @@ class _Join:
     def __init__(self, nl: NetlinkState, virt: VirtState, networks: list[Network]) -> None:
         self.nl = nl
         self.by_name = {lk.name: lk for lk in nl.links}
+        self.by_index = {lk.index: lk for lk in nl.links}
         self.net_by_name = {n.name: n for n in networks}
         self.net_by_bridge = {n.bridge: n for n in networks if n.bridge}
         self.leases = {lease.mac: lease for n in networks for lease in n.leases}
@@ -377,7 +378,18 @@ def _fdb_entries(j: _Join, vms: list[Vm], fdb_cache: FdbCache | None) -> dict[st
 VlanMap = dict[str, tuple[PortVlan, ...]]
 
 
-def _port(lk: Link, info: BridgePortInfo | None, vm_name: str | None, vlans: VlanMap) -> Port:
+def _same_ns_peer(j: _Join, lk: Link) -> Link | None:
+    """The other end of a veth whose peer is in this namespace (IFLA_LINK is an index here)."""
+    if lk.kind != "veth" or lk.peer_index is None or lk.peer_netns_id is not None:
+        return None
+    if lk.peer_netns:
+        return None
+    return j.by_index.get(lk.peer_index)
+
+
+def _port(
+    lk: Link, info: BridgePortInfo | None, vm_name: str | None, vlans: VlanMap, peer: Link | None
+) -> Port:
     owner: str | None
     if vm_name is not None:
         owner = f"VM {vm_name}"
@@ -385,6 +397,8 @@ def _port(lk: Link, info: BridgePortInfo | None, vm_name: str | None, vlans: Vla
         owner = "uplink"
     elif lk.peer_netns:
         owner = f"veth -> netns {lk.peer_netns}"
+    elif peer is not None and peer.master:  # a veth pair between two bridges (Proxmox's fwln)
+        owner = f"veth -> {peer.name} on {peer.master}"
     else:
         owner = None
     return Port(
@@ -420,7 +434,10 @@ def _bridges(
         if br.kind != "bridge":
             continue
         members = ports_of.get(br.name, [])
-        ports = [_port(lk, port_info.get(lk.name), tap_vm.get(lk.name), vlans) for lk in members]
+        ports = [
+            _port(lk, port_info.get(lk.name), tap_vm.get(lk.name), vlans, _same_ns_peer(j, lk))
+            for lk in members
+        ]
         on, delay = stp.get(br.name, (False, None))
         bridges.append(
             Bridge(
