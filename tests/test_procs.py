@@ -81,3 +81,54 @@ def test_lab_qemu_taps(lab: LabHandle) -> None:
     for v in vms:
         tap = v.nics[0].tap
         assert tap is not None and taps.get(tap) == v.pid, (v.name, tap, taps)
+
+
+PVE_HOLDER = r"""
+import fcntl, os, struct, sys, time
+fd = os.open("/dev/net/tun", os.O_RDWR)
+fcntl.ioctl(fd, 0x400454ca, struct.pack("16sH", b"tap100i0", 0x0002 | 0x1000))
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_qemu_without_libvirt_is_a_vm_with_its_path() -> None:
+    """A stand-in for Proxmox's QEMU (argv[0] kvm, qemu-server's -id/-name/-netdev/-device), its
+    tap on a real bridge of a namespace; no libvirt at all: the VM, its NIC and its path come
+    from the process and netlink only."""
+    from kvmtui.core.netlink import read_netlink
+    from kvmtui.core.snapshot import build_snapshot
+    from kvmtui.core.virt import VirtState
+
+    ns = f"kvC-pve{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    args = ["-id", "100", "-name", "web,debug-threads=on",
+            "-netdev", "type=tap,id=net0,ifname=tap100i0,script=/var/lib/qemu-server/pve-bridge",
+            "-device", "virtio-net-pci,mac=BC:24:11:00:01:00,netdev=net0,id=net0"]  # fmt: skip
+    p = subprocess.Popen(
+        ["ip", "netns", "exec", ns, "bash", "-c", f'exec -a kvm {sys.executable} -c "$0" "$@"',
+         PVE_HOLDER, *args],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        for cmd in (["link", "add", "vmbr0", "type", "bridge"],
+                    ["link", "add", "eno1", "type", "veth", "peer", "name", "lan0"],
+                    ["link", "set", "eno1", "master", "vmbr0"],
+                    ["link", "set", "tap100i0", "master", "vmbr0"],
+                    *(["link", "set", d, "up"] for d in ("lan0", "eno1", "tap100i0", "vmbr0"))):  # fmt: skip
+            subprocess.run(["ip", "-n", ns, *cmd], check=True)
+        st = read_procs(ns)
+        snap = build_snapshot(read_netlink(ns), VirtState(), procs=st)
+        (vm,) = snap.vms
+        assert (vm.name, vm.kind, vm.pid, vm.domain_id) == ("web", "qemu", p.pid, 100)
+        assert [(n.mac, n.tap, n.bridge) for n in vm.nics] == [
+            ("bc:24:11:00:01:00", "tap100i0", "vmbr0")
+        ]
+        (path,) = snap.paths
+        assert [h.dev for h in path.hops] == ["tap100i0", "vmbr0", "eno1", None]
+        assert path.mode == "bridge" and path.verdict.startswith("leaves through eno1")
+    finally:
+        p.kill()
+        p.wait()
+        subprocess.run(["ip", "netns", "del", ns], check=False)
