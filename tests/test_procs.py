@@ -112,11 +112,11 @@ def test_a_qemu_without_libvirt_is_a_vm_with_its_path() -> None:
     )  # fmt: skip
     try:
         assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        up = [["link", "set", d, "up"] for d in ("lan0", "eno1", "tap100i0", "vmbr0")]
         for cmd in (["link", "add", "vmbr0", "type", "bridge"],
                     ["link", "add", "eno1", "type", "veth", "peer", "name", "lan0"],
                     ["link", "set", "eno1", "master", "vmbr0"],
-                    ["link", "set", "tap100i0", "master", "vmbr0"],
-                    *(["link", "set", d, "up"] for d in ("lan0", "eno1", "tap100i0", "vmbr0"))):  # fmt: skip
+                    ["link", "set", "tap100i0", "master", "vmbr0"], *up):  # fmt: skip
             subprocess.run(["ip", "-n", ns, *cmd], check=True)
         st = read_procs(ns)
         snap = build_snapshot(read_netlink(ns), VirtState(), procs=st)
