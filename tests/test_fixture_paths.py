@@ -85,6 +85,16 @@ def test_bond_uplink_names_its_mode_and_members() -> None:
     assert p.way_out is False and "bond0" in p.verdict
 
 
+def test_vlan_link_on_a_bond_tags_the_frames_and_names_the_members() -> None:
+    p = only(load("bond-uplink"), "app")  # br20 <- bond0.20 <- bond0 <- eno1, eno2
+    assert [h.dev for h in p.hops] == ["vnet1", "br20", "bond0.20", None]
+    up = hop(p, "bond0.20")
+    assert (up.vlan, up.tagged, up.ok) == (20, True, True)
+    assert ev(up, "VLAN") == ("bond0.20 tags VLAN 20 on bond0", None)
+    assert ev(up, "bond members") == ("eno1 up, eno2 down", True)
+    assert p.verdict == "leaves through bond0.20 unchanged in VLAN 20: no NAT"
+
+
 @pytest.mark.parametrize(
     "vm,mode,tap,lower,kmode",
     [("mv-bridge", "direct", "macvtap0", "eno1", "bridge"),

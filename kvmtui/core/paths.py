@@ -177,6 +177,12 @@ def _stack_evs(ix: _Index, dev: str | None) -> list[Evidence]:
     return out
 
 
+def _dev_vlan(ix: _Index, dev: str | None) -> int | None:
+    """The VLAN a vlan link (eno1.20, bond0.20) tags its frames with."""
+    lk = ix.links.get(dev) if dev else None
+    return lk.vlan_id if lk is not None and lk.kind == "vlan" else None
+
+
 def _network_of(ix: _Index, nic: VmNic) -> Network | None:
     if nic.network:
         return ix.networks.get(nic.network)
@@ -351,7 +357,10 @@ def _bridge_uplinks(w: _Walk) -> _End | None:
             evs.append(vev)
             if not vev.ok:
                 vlan_refused.append(u)
-        hop = w.add(u, "uplink", evs, vlan=w.vlan if vev and vev.ok else None, tagged=tagged)
+        vid = w.vlan if vev and vev.ok else None
+        if vev is None and (sub := _dev_vlan(w.ix, u)) is not None:
+            vid, tagged = sub, True  # a vlan link as the port (bond0.20): it tags the frames
+        hop = w.add(u, "uplink", evs, vlan=vid, tagged=tagged)
         if hop.ok:
             good.append(u)
     src = w.nic.ip or "the VM's address"
@@ -361,7 +370,8 @@ def _bridge_uplinks(w: _Walk) -> _End | None:
         return _End(False, f"no way out: VLAN {w.vlan} is not allowed on uplink port {names}")
     if not good:
         return _End(False, f"no way out: uplink port {names} is down or blocked")
-    vlan = f" in VLAN {w.vlan}" if w.vlan is not None else ""
+    vids = {h.vlan for h in w.hops if h.role == "uplink" and h.dev in good}
+    vlan = f" in VLAN {vids.pop()}" if len(vids) == 1 and None not in vids else ""
     return _End(True, f"leaves through {', '.join(good)} unchanged{vlan}: no NAT")
 
 
@@ -404,7 +414,8 @@ def _routed_uplink(w: _Walk) -> _End | None:
     v4 = [a for a in up_lk.addresses if ":" not in a] if up_lk is not None else []
     if v4:
         evs.append(Evidence("address", ", ".join(v4), None))
-    w.add(out_dev, "uplink", evs, ok=link_ev.ok)
+    vid = _dev_vlan(w.ix, out_dev)
+    w.add(out_dev, "uplink", evs, ok=link_ev.ok, vlan=vid, tagged=None if vid is None else True)
     if link_ev.ok is False and out_dev is not None:
         w.reasons.append(f"uplink {out_dev} is {up_lk.state if up_lk else 'missing'}")
     if w.reasons:
@@ -463,7 +474,9 @@ def _macvtap(w: _Walk) -> _End | None:
     if kmode:
         tap_evs.append(Evidence("macvtap mode", kmode, None))
     w.add(nic.tap, "macvtap", tap_evs)
-    w.add(lower, "uplink", [_link_ev(ix, lower), *_stack_evs(ix, lower)])
+    vid = _dev_vlan(ix, lower)
+    w.add(lower, "uplink", [_link_ev(ix, lower), *_stack_evs(ix, lower)], vlan=vid,
+          tagged=None if vid is None else True)  # fmt: skip
     if lower is None:
         return _End(False, "no way out: macvtap without a known host NIC")
     if kmode == "passthru":
