@@ -30,7 +30,8 @@ WORDS = {
         "title": "Lessons of the seed",
         "claim": "Claim",
         "explain": "What to look at",
-        "run": "Enter: run the experiment and open the {view} view that proves it",
+        "run": "Enter: open the {view} view that proves it, then run the experiment",
+        "run_after": "Enter: run the experiment, then open the {view} view that proves it",
         "running": "running the experiment…",
         "not_lab": "Lessons run on the lab only: start the explorer with "
         "kvmtui lab --prefix P exec -- kvmtui (KVMTUI_LAB_PREFIX is not set here).",
@@ -40,7 +41,8 @@ WORDS = {
         "title": "Bài học của seed",
         "claim": "Khẳng định",
         "explain": "Cần xem gì",
-        "run": "Enter: chạy thí nghiệm và mở màn hình {view} để chứng minh",
+        "run": "Enter: mở màn hình {view} để chứng minh, rồi chạy thí nghiệm",
+        "run_after": "Enter: chạy thí nghiệm, rồi mở màn hình {view} để chứng minh",
         "running": "đang chạy thí nghiệm…",
         "not_lab": "Bài học chỉ chạy trong lab: mở explorer bằng "
         "kvmtui lab --prefix P exec -- kvmtui (ở đây KVMTUI_LAB_PREFIX chưa được đặt).",
@@ -169,7 +171,8 @@ class LessonsScreen(Screen[None]):
             f"[b]{self._w('claim')}:[/b] {escape(_text(le.claim, self.lang))}\n\n"
             f"[b]{self._w('explain')}:[/b] {escape(_text(le.explain, self.lang))}"
         )
-        status.update(escape(self.status or self._w("run").format(view=le.view)))
+        how = "run" if le.view in LIVE_VIEWS else "run_after"
+        status.update(escape(self.status or self._w(how).format(view=le.view)))
 
     @on(OptionList.OptionHighlighted)
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
