@@ -154,3 +154,22 @@ def test_fdb_on_the_wrong_port_is_flagged() -> None:
                        guest_macs=GUEST_MACS)  # fmt: skip
     value, ok = ev(path(s, "nat-qemu"), "bridge", "FDB")
     assert ok is False and "learned on vnet0, not vnet5" in value
+
+
+def test_nat_network_with_ipv6_says_ipv6_is_routed_not_nated() -> None:
+    """libvirt's <forward mode='nat'> masquerades IPv4 only; its IPv6 is routed: the path
+    says so (a note), and an IPv4-only NAT network has no such note."""
+    from kvmtui.core.model import NetAddress
+
+    s = snap()
+    p4 = path(s, LIGHT_NAT)
+    assert p4.mode == "nat" and not any("IPv6" in n for n in p4.notes)
+    nets = tuple(
+        replace(n, addresses=(*n.addresses, NetAddress("fd00:122::1", 64, "ipv6")))
+        if n.mode == "nat" else n
+        for n in s.networks
+    )  # fmt: skip
+    p6 = next(p for p in compute_paths(replace(s, networks=nets)) if p.vm == LIGHT_NAT)
+    assert p6.way_out and p6.verdict == p4.verdict  # IPv4 still leaves NATed
+    (note,) = [n for n in p6.notes if "IPv6" in n]
+    assert "fd00:122::/64 is routed, not NATed" in note and "route fd00:122::/64 back" in note

@@ -191,9 +191,9 @@ def _network_of(ix: _Index, nic: VmNic) -> Network | None:
     return None
 
 
-def _subnet(net: Network) -> str | None:
+def _subnet(net: Network, family: str = "ipv4") -> str | None:
     for a in net.addresses:
-        if a.family == "ipv4" and a.address:
+        if a.family == family and a.address:
             return str(ipaddress.ip_network(f"{a.address}/{a.prefix}", strict=False))
     return None
 
@@ -397,6 +397,12 @@ def _host_routes(w: _Walk) -> _End | None:
             if not net.nat_rule:
                 w.reasons.append(f"no MASQUERADE rule for {subnet or net.name}")
         w.add(None, "nat", evs, ok=not w.reasons)
+        v6 = _subnet(net, "ipv6")
+        if v6:  # libvirt NATs IPv4 only: <forward mode='nat'> routes a network's IPv6
+            w.notes.append(
+                f"IPv6 {v6} is routed, not NATed: the VM's IPv6 address is seen unchanged "
+                f"outside, and the LAN must route {v6} back to this host"
+            )
     else:
         evs.append(Evidence("NAT", "none (routed)", None))
         w.add(None, "route", evs, ok=not w.reasons)
