@@ -251,6 +251,27 @@ class PcapngStream:
         self._pending = 0
         self._buf = bytearray()
 
+    @property
+    def size(self) -> int:
+        """The current file's length, buffer included."""
+        return self._size
+
+    @property
+    def held(self) -> int:
+        """Frames waiting for their row's name."""
+        return self._nheld
+
+    @property
+    def durable(self) -> int:
+        """Bytes of the current file on disk, whole blocks only."""
+        return self._durable
+
+    def sync(self) -> None:
+        """Every held frame out now (named if its row came) and the buffer written."""
+        if self._raw:
+            self._drain(1 << 62)
+        self.flush()
+
     def discard(self) -> None:
         """Close and remove the files written (the capture never started)."""
         self._raw = False

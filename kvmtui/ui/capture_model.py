@@ -69,9 +69,11 @@ def default_export_path(vm: str, now: float | None = None) -> str:
     return os.path.join(folder, f"kvmtui-{safe}-{stamp}.pcapng")
 
 
-def export_text(path: str, packets: int, rows: int, evicted: int) -> str:
-    """What an export wrote; when the oldest rows had left the kept history, that too (the
-    file is not the whole session)."""
+def export_text(path: str, packets: int, rows: int, evicted: int, whole: bool = False) -> str:
+    """What an export wrote: every frame of the session (the spool), or the kept rows' frames,
+    and then, when the oldest rows had left the kept history, that too."""
+    if whole:
+        return f"wrote {packets} frames to {path}: every frame of this session, at every hop"
     text = f"wrote {packets} packets ({rows} rows) to {path}"
     if evicted:
         text += (

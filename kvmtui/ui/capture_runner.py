@@ -33,6 +33,7 @@ from kvmtui.core.model import NicPath
 if TYPE_CHECKING:
     from textual.screen import Screen
 
+    from kvmtui.capture.spool import SessionSpool
     from kvmtui.doctor.fate import FateTracker
 
 log = logging.getLogger(__name__)
@@ -77,9 +78,12 @@ class BatchReady(Message):
 
 
 class ExportDone(Message):
-    def __init__(self, path: str, packets: int, rows: int, error: str | None = None) -> None:
+    def __init__(
+        self, path: str, packets: int, rows: int, error: str | None = None, whole: bool = False
+    ) -> None:
         super().__init__()
         self.path, self.packets, self.rows, self.error = path, packets, rows, error
+        self.whole = whole  # every frame of the session (the spool), not the kept rows
 
 
 class FatesNote(Message):
@@ -155,6 +159,12 @@ def stop_in_thread(session: Stoppable) -> None:
     threading.Thread(target=stop_quietly, args=(session,), name="kvmtui-capture-stop").start()
 
 
+def _close_after(session: Stoppable | None, spool: SessionSpool) -> None:
+    if session is not None:
+        stop_quietly(session)
+    spool.close()
+
+
 def start_fates(path: NicPath | None) -> FateTracker | None:
     """A started ``FateTracker`` on ``path`` (blocking: call it from a worker), or None when
     there is no path or the tracer failed to start. A tracker that could not trace (no root,
@@ -201,6 +211,7 @@ class CaptureRunner:
         self._handled.set()
         self._polling = False
         self._fates: FateTracker | None = None  # once the open worker started it
+        self._spool: SessionSpool | None = None  # every frame of the session, for the export
 
     def _run(self, work: Callable[[], None], group: str, exclusive: bool = True) -> None:
         self.screen.run_worker(
@@ -263,6 +274,11 @@ class CaptureRunner:
         fates, self._fates = self._fates, None
         if fates is not None:
             stop_in_thread(fates)
+        spool, self._spool = self._spool, None
+        if spool is not None:  # removed once the session that feeds it has stopped
+            threading.Thread(
+                target=_close_after, args=(session, spool), name="kvmtui-spool-close"
+            ).start()
 
     # --- worker threads -----------------------------------------------------------------------
 
@@ -274,6 +290,8 @@ class CaptureRunner:
             dissect.preload()  # scapy in the background now: the first detail view is quick
         try:
             session = self.factory(self.path, bpf or None)
+            if getattr(session, "sink", False) is None:  # a real engine: it feeds the spool
+                session.sink = self._spool_for_export()  # type: ignore[attr-defined]
             session.start()
         except Exception as exc:
             self.screen.post_message(SessionFailed(gen, one_line(exc), bpf_change))
@@ -284,6 +302,16 @@ class CaptureRunner:
         if not bpf_change:
             self._start_fates()
         self.screen.post_message(SessionStarted(gen, session, bpf))
+
+    def _spool_for_export(self) -> SessionSpool | None:
+        if self._spool is None and not self.stopping.is_set():
+            from kvmtui.capture.spool import SessionSpool
+
+            try:
+                self._spool = SessionSpool()
+            except OSError:  # no private folder to keep it in: the export takes the rows
+                return None
+        return self._spool
 
     def _start_fates(self) -> None:
         """While the view is open, the kernel's drop tracer names why a packet ended (it mounts
@@ -328,10 +356,15 @@ class CaptureRunner:
     def _export(self, path: str, rows: list[PacketRow]) -> None:
         from kvmtui.capture.pcapng import write_rows
 
+        spool = self._spool
         try:
             target = Path(path).expanduser()
-            n = write_rows(str(target), rows)
+            if spool is not None and spool.frames:
+                n = spool.export(str(target))
+            else:
+                n = write_rows(str(target), rows)
         except Exception as exc:
             self.screen.post_message(ExportDone(path, 0, len(rows), one_line(exc)))
             return
-        self.screen.post_message(ExportDone(str(target), n, len(rows)))
+        whole = spool is not None and n > 0
+        self.screen.post_message(ExportDone(str(target), n, len(rows), whole=whole))

@@ -459,3 +459,89 @@ def test_dhcpv6_solicit_answered_by_dnsmasq_on_virbr0_is_one_named_exchange(
     assert any(r.summary.startswith("DHCPv6 Advertise xid 0x005eed") for r in rows)
     # to answer the VM's link-local address the host asked for it: the VM's answer, like ARP
     assert any(r.summary.endswith(f"{ll} is-at {vm.mac}") for r in rows), [r.summary for r in rows]
+
+
+def test_session_spool_keeps_every_frame_for_the_tui_export(topo: Topo, tmp_path: Path) -> None:
+    """The capture view's export is the whole session: the spool (the engine's sink, a 0600
+    file in the private folder) takes every frame of two sessions in turn (a filter change),
+    the export copies it (tshark reads every frame), a planted file is not overwritten, the
+    spool goes on close, and a dead process's spool goes on the next start."""
+    import os
+    import stat
+
+    from kvmtui.capture.spool import SessionSpool
+
+    stale = tmp_path / ".session-999999999-1.pcapng"
+    stale.write_bytes(b"old")
+    spool = SessionSpool(folder=str(tmp_path))
+    assert not stale.exists()
+    assert stat.S_IMODE(os.stat(spool.path).st_mode) == 0o600
+    for flt in (None, "icmp"):
+        s = CaptureSession(T.nat_path(), netns=topo.host, networks=NETS, bpf_filter=flt)
+        s.sink = spool  # as the capture view's runner sets it, before start()
+        with s:
+            assert "2 packets received" in topo.ping(T.NAT_VM, T.INET_IP, count=2)
+            collect(s, 0.6)
+    out = tmp_path / "export.pcapng"
+    n = spool.export(str(out))
+    assert n == spool.frames >= 12  # 2 sessions x 2 pings x (request + reply) x 3 hops
+    fields = ["-T", "fields", "-e", "frame.interface_name", "-e", "frame.comment"]
+    r = subprocess.run(["tshark", "-r", str(out), *fields], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == n and {ln.split("\t")[0] for ln in lines} == {"vnet0", "virbr0", "wan0"}
+    assert any("row " in ln for ln in lines)
+    with pytest.raises(OSError):
+        spool.export(str(out))  # the file is there now: never overwritten unasked
+    spool.close()
+    assert not os.path.exists(spool.path)
+    spool.close()  # twice is fine
+
+
+def test_capture_view_runner_exports_the_whole_session(
+    topo: Topo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The capture view's runner gives its real sessions the spool and exports from it: the
+    export is every frame, not the view's rows (none are passed here), and the words say so.
+    The screen is a stand-in that runs the workers at once and keeps what they post (mock:
+    Textual's worker threads are not what is tested here)."""
+    import os
+
+    from kvmtui.ui.capture_model import export_text
+    from kvmtui.ui.capture_runner import CaptureRunner, ExportDone, SessionStarted
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    posted: list[object] = []
+
+    class Screen:
+        def run_worker(self, work: object, **_kw: object) -> None:
+            work()  # type: ignore[operator]
+
+        def post_message(self, m: object) -> None:
+            posted.append(m)
+
+    runner = CaptureRunner(Screen(), T.nat_path())  # type: ignore[arg-type]
+    runner.factory = lambda path, bpf: CaptureSession(
+        path, netns=topo.host, networks=NETS, bpf_filter=bpf
+    )
+    runner.open("", bpf_change=True)  # (True: no scapy preload, no drop tracer here)
+    started = [m for m in posted if isinstance(m, SessionStarted)]
+    assert started and runner.adopt(started[0])
+    assert "2 packets received" in topo.ping(T.NAT_VM, T.INET_IP, count=2)
+    time.sleep(0.8)
+    target = tmp_path / "view.pcapng"
+    runner.export(str(target), [])
+    (done,) = [m for m in posted if isinstance(m, ExportDone)]
+    assert done.error is None and done.whole and done.packets >= 6
+    count = subprocess.run(["tshark", "-r", str(target), "-T", "fields", "-e", "frame.number"],
+                           capture_output=True, text=True).stdout.split()  # fmt: skip
+    assert len(count) == done.packets
+    assert "every frame of this session" in export_text(done.path, done.packets, 0, 0, True)
+    spool_dir = tmp_path / "data" / "kvmtui" / "captures"
+    assert [p.name for p in spool_dir.iterdir() if p.name.startswith(".session-")]
+    runner.shutdown()
+    for _ in range(50):  # closed by a thread once the session has stopped
+        if not [p for p in os.listdir(spool_dir) if p.startswith(".session-")]:
+            break
+        time.sleep(0.1)
+    assert not [p for p in os.listdir(spool_dir) if p.startswith(".session-")]

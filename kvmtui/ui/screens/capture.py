@@ -296,7 +296,9 @@ class CaptureScreen(Screen[None]):
             self.notify(f"export failed: {message.error}", severity="error", timeout=8)
             self._note(f"export to {message.path} failed: {message.error}", "error")
             return
-        text = export_text(message.path, message.packets, message.rows, self.model.evicted)
+        text = export_text(
+            message.path, message.packets, message.rows, self.model.evicted, message.whole
+        )
         self.notify(text, timeout=6)
         self._note(text, "ok")
 
