@@ -173,6 +173,22 @@ def _events(batch: CaptureBatch, out: TextIO) -> None:
 FATE_WAIT_POLLS = 3  # a lost row waits up to this many polls (0.1 s each) for the kernel's word
 
 
+REORDER_NS = 100_000_000  # beyond the correlator's window: no older row can still come
+
+
+def _ready(waiting: list[list[Any]], now_ns: int, window_ns: int, tracing: bool) -> int:
+    """How many rows at the head of ``waiting`` (sorted by time) can go out in time order: a
+    row goes once no older one can still come (the correlator holds an incomplete packet up
+    to its window, so a row finished later may be older) and, when tracing, once it stopped
+    waiting for its drop reason; the rest wait behind it."""
+    ready = 0
+    for r, tries in waiting:
+        if now_ns - r.time_ns < window_ns + REORDER_NS or (tracing and _awaits_fate(r, tries)):
+            break
+        ready += 1
+    return ready
+
+
 def _awaits_fate(row: PacketRow, tries: int) -> bool:
     """A row that went missing on the path, with no drop reason yet and polls left to wait."""
     return tries < FATE_WAIT_POLLS and row.fate is None and bool(row.missing or row.dead_end)
@@ -268,17 +284,14 @@ def _trace(args: argparse.Namespace, flt: str | None, out: TextIO) -> int:
             lost += batch.lost_rows
             _events(batch, sys.stderr)
             waiting.extend([r, 0] for r in batch.rows)
+            waiting.sort(key=lambda w: w[0].time_ns)  # rows of later polls may be older
             # a lost packet's drop may reach the trace buffer a poll later: the rows still
             # without one are asked again, all in one go (one sync of the trace buffer)
             ask = [w for w in waiting if _awaits_fate(w[0], w[1])]
             for w, r in zip(ask, fates.annotate([w[0] for w in ask]), strict=True):
                 w[0] = r
                 w[1] += 1
-            ready = 0  # rows go out in time order: the head waits, the rest wait behind it
-            for r, tries in waiting:
-                if fates.tracing and _awaits_fate(r, tries):
-                    break
-                ready += 1
+            ready = _ready(waiting, time.time_ns(), sess.window_ns, fates.tracing)
             rows = [r for r, _ in waiting[:ready]]
             del waiting[:ready]
             for r in rows:

@@ -224,3 +224,28 @@ def test_vlan_tag_pushed_on_the_uplink_is_one_packet_another_vlan_is_another() -
     assert not r.missing and r.frame.vlans == ()
     # the VLAN 30 sighting did not join: it stands alone (and is only on the uplink)
     assert all(h.frame.vlans != (30,) for row in ours for h in row.hops)
+
+
+def test_trace_prints_rows_in_time_order_once_no_older_row_can_come() -> None:
+    """A packet the correlator completes at once comes out before an older one it held for
+    its window: trace waits a window (and a margin) before a row goes out, so the older one
+    is printed first; a row still waiting for its drop reason holds the ones behind it."""
+    from types import SimpleNamespace
+
+    from kvmtui.commands.capture import REORDER_NS, _ready
+
+    def row(t_ms: int, lost: bool = False) -> SimpleNamespace:
+        return SimpleNamespace(time_ns=t_ms * MS, fate=None, missing=("wan0",) if lost else (),
+                               dead_end=None)  # fmt: skip
+
+    window = 400 * MS
+    late_old, early_new = row(1000), row(1300)
+    waiting = [[early_new, 0], [late_old, 0]]  # the order the polls gave them
+    waiting.sort(key=lambda w: w[0].time_ns)
+    assert _ready(waiting, 1000 * MS + window, window, False) == 0  # too soon for either
+    now = 1000 * MS + window + REORDER_NS
+    assert _ready(waiting, now, window, False) == 1 and waiting[0][0] is late_old
+    assert _ready(waiting, 2000 * MS, window, False) == 2
+    lost = [[row(1000, lost=True), 0], [row(1100), 0]]
+    assert _ready(lost, 3000 * MS, window, True) == 0  # the head waits for the kernel's word
+    assert _ready(lost, 3000 * MS, window, False) == 2  # (no tracer: nothing to wait for)
