@@ -152,9 +152,18 @@ def check_tap(c: Nic) -> list[Finding]:
                       f"ip link set {tap} up"))  # fmt: skip
     if c.tap.master is None and c.tap.kind != "macvtap":  # a macvtap is on its NIC, not a bridge
         want = c.network.bridge if c.network else c.nic.bridge
-        out.append(_f("tap.no_bridge", "error", tap, f"tap {tap} is on no bridge",
-                      [Fact(f"{tap} has no master", "netlink")],
-                      f"ip link set {tap} master {want or 'BRIDGE'}"))  # fmt: skip
+        facts = [Fact(f"{tap} has no master", "netlink")]
+        fix = f"ip link set {tap} master {want or 'BRIDGE'}"
+        net = c.network
+        if c.vm.kind == "libvirt" and net is not None and net.active and net.mode in DHCP_MODES:
+            # the usual cause: virsh net-destroy/net-start (or a net-update that restarts the
+            # network) made a new bridge and libvirt does not put running VMs' taps back on it
+            facts.append(Fact(f"its libvirt network {net.name} is active on {want}",
+                              "libvirt"))  # fmt: skip
+            fix += (" (after a restart of the network libvirt leaves running VMs' taps "
+                    "off the new bridge; restarting libvirtd re-plugs them all, libvirt "
+                    ">= 6.0)")  # fmt: skip
+        out.append(_f("tap.no_bridge", "error", tap, f"tap {tap} is on no bridge", facts, fix))
     return out
 
 
