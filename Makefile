@@ -26,7 +26,8 @@ FAST_TESTS := tests/capture/test_correlate.py tests/capture/test_decode.py \
 	tests/ui/test_imports.py tests/ui/test_snapshots.py tests/ui/test_doctor_screen.py \
 	tests/ui/test_lessons_screen.py tests/ui/test_switch_screen.py tests/ui/test_capture_fate.py \
 	tests/ui/test_vlan_rows.py tests/test_nlshapes.py tests/test_shapes_join.py \
-	tests/test_fixture_paths.py tests/ui/test_fixture_explorer.py tests/doctor/test_shapes_doctor.py
+	tests/test_fixture_paths.py tests/ui/test_fixture_explorer.py tests/doctor/test_shapes_doctor.py \
+	tests/ui/test_host_picker.py tests/test_hosts.py tests/ui/test_throttle.py
 
 .PHONY: demo test test-fast deps venv lint lab-up lab-down lab-status bench screenshots clean
 

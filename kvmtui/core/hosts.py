@@ -38,6 +38,12 @@ def open_source(args: argparse.Namespace) -> SnapshotSource:
         recorded: SnapshotSource = open_recording(str(replay))
         return recorded
     remote = getattr(args, "remote", None)
+    if remote and len(remote) > 1:
+        raise HostUnavailable(
+            f"--host given {len(remote)} times: a command reads one host "
+            "(the explorer opens a host picker for several)",
+            2,
+        )
     if remote:
         from kvmtui.core.remote import RemoteHost
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -28,15 +28,18 @@ from kvmtui.core.source import SnapshotSource
 from kvmtui.doctor.model import HostDiagnosis
 from kvmtui.lab.lessonmodel import Lesson
 from kvmtui.ui.commands import GoToProvider, ScreensProvider
+from kvmtui.ui.fmt import rates_between
 from kvmtui.ui.identity import Identity, resolve
 from kvmtui.ui.keymap import config_path, load_keymap
 from kvmtui.ui.messages import CountersReady, DiagnosisReady, GoTo, SnapshotReady
 from kvmtui.ui.screens.doctor import DoctorScreen
 from kvmtui.ui.screens.help import HelpRow, HelpScreen, help_rows
 from kvmtui.ui.screens.hostdoctor import HostDoctorScreen
+from kvmtui.ui.screens.hosts import HostPickerScreen, seen_text
 from kvmtui.ui.screens.lessons import LessonsScreen, Trigger
 from kvmtui.ui.screens.switch import SwitchFactory, SwitchScreen
 from kvmtui.ui.themes import DEFAULT_THEME, PRESENTER, PRESENTER_THEME, theme_name
+from kvmtui.ui.throttle import Throttle
 from kvmtui.ui.widgets.base import Pane
 from kvmtui.ui.widgets.host_pane import HostPane
 from kvmtui.ui.widgets.mac_pane import MacPane
@@ -72,6 +75,7 @@ class KvmApp(App[int]):
         Binding("D", "host_doctor", "All VMs", show=False, id="app.host_doctor"),
         Binding("s", "switch", "Switch", id="app.switch"),
         Binding("L", "lessons", "Lessons", show=False, id="app.lessons"),
+        Binding("H", "hosts", "Hosts", id="app.hosts"),
         Binding("t", "toggle_theme", "Theme", show=False, id="app.theme"),
         Binding("x", "clear_identity", "Unmark", show=False, id="app.clear_identity"),
         Binding("r", "reload", "Reload", show=False, id="app.reload"),
@@ -106,12 +110,20 @@ class KvmApp(App[int]):
         start_vm: str | None = None,
         start_capture: bool = False,
         doctor_every_s: float = DOCTOR_EVERY_S,
+        hosts: Sequence[str] = (),
+        host_factory: Callable[[str], SnapshotSource] | None = None,
     ) -> None:
         super().__init__()
-        if source is None and source_factory is None:
-            raise ValueError("KvmApp needs a source or a source_factory")
+        if source is None and source_factory is None and not (hosts and host_factory):
+            raise ValueError("KvmApp needs a source, a source_factory or hosts to pick from")
         self._source = source
         self._factory = source_factory
+        self._source_lock = threading.Lock()
+        self.hosts = tuple(hosts) if host_factory is not None else ()  # the picker's (H)
+        self._host_factory = host_factory
+        self.host: str | None = None  # the one of ``hosts`` being explored
+        self._host_gen = 0  # bumped by each switch: messages of the host left are dropped
+        self._seen: dict[str, str] = {}  # host -> what its last snapshot said, for the picker
         self._start_theme = theme_name(start_theme)
         self.clock = clock
         self._monotonic = monotonic
@@ -119,17 +131,16 @@ class KvmApp(App[int]):
         self._keymap_path = keymap_path
         self.retry_s = retry_s
         self._stop = threading.Event()
-        self._watching = False
+        self._watching = self._polling = False
         self._prev_counters: tuple[float, Mapping[str, LinkStats]] | None = None
         self._problems_text: list[str] = []
         self.first_paint_at: float | None = None
         self.first_snapshot_at: float | None = None
         self._doctor = doctor
         self._bindings_state: tuple[bool | None, bool | None] | None = None  # footer keys shown
-        self._doctor_every_s = doctor_every_s
-        self._doctor_busy = False
-        self._doctor_last = -1e9
-        self._doctor_pending: HostSnapshot | None = None
+        self._doctor_runs: Throttle[HostSnapshot] = Throttle(
+            doctor_every_s, self.run_doctor, self.set_timer, stopped=lambda: self._stop.is_set()
+        )
         self._switch_factory = switch_factory
         self._lessons = lessons
         self._trigger = trigger
@@ -166,7 +177,11 @@ class KvmApp(App[int]):
             self.notify(problem, severity="warning", timeout=8)
         self.sub_title = "reading the host…"
         self.call_after_refresh(self._painted)
-        self.load_host()
+        if self.hosts and self._source is None and self._factory is None:
+            self.sub_title = "pick a host"
+            self.push_screen(HostPickerScreen(self.hosts), self.open_host)
+        else:
+            self.load_host()
 
     def _painted(self) -> None:
         if self.first_paint_at is None:
@@ -180,27 +195,58 @@ class KvmApp(App[int]):
         return self._source
 
     def _get_source(self) -> SnapshotSource:
-        if self._source is None:
-            assert self._factory is not None
-            self._source = self._factory()
-        return self._source
+        with self._source_lock:  # workers race for it; a host switch swaps it under the lock
+            if self._source is None:
+                assert self._factory is not None
+                self._source = self._factory()
+            return self._source
 
     @work(thread=True, exclusive=True, group="snapshot", exit_on_error=False)
     def load_host(self) -> None:
+        gen = self._host_gen
         snap = self._get_source().snapshot()
-        self.post_message(SnapshotReady(snap))
+        self.post_message(SnapshotReady(snap, gen))
 
     @work(thread=True, exclusive=True, group="watch", exit_on_error=False)
     def watch_host(self) -> None:
-        def changed(snap: HostSnapshot) -> None:
-            self.post_message(SnapshotReady(snap))  # post_message is thread-safe
+        gen, stop = self._host_gen, self._stop
 
-        self._get_source().watch(changed, self._stop)
+        def changed(snap: HostSnapshot) -> None:
+            self.post_message(SnapshotReady(snap, gen))  # post_message is thread-safe
+
+        self._get_source().watch(changed, stop)
 
     @work(thread=True, exclusive=True, group="counters", exit_on_error=False)
     def poll_counters(self) -> None:
+        gen = self._host_gen
         counters = self._get_source().counters()
-        self.post_message(CountersReady(counters, self._monotonic()))
+        self.post_message(CountersReady(counters, self._monotonic(), gen))
+
+    def open_host(self, target: str | None) -> None:
+        """Explore ``target``, one of ``hosts`` (the picker's choice): the host left behind
+        stops being watched and its source closes; the panes start over from the new host's
+        first snapshot."""
+        if target is None or target == self.host or self._host_factory is None:
+            return
+        factory = self._host_factory
+        with self._source_lock:  # no worker makes a source of the old host from here on
+            old, self._source = self._source, None
+            self._factory = lambda: factory(target)
+        self._stop.set()  # the old host's watch returns
+        self._stop = threading.Event()
+        if old is not None:
+            threading.Thread(target=old.close, name="kvmtui-close", daemon=True).start()
+        self.host, self._host_gen = target, self._host_gen + 1
+        self._watching, self._prev_counters, self.trouble = False, None, ""
+        self.snapshot = None  # first: panes that pick a default bridge see no host
+        self.focus_identity = self.selected_bridge = self.diagnosis = None
+        self.rates = {}
+        self.sub_title = f"reading {target}…"
+        self.load_host()
+
+    def action_hosts(self) -> None:
+        picker = HostPickerScreen(self.hosts, self.host, self._seen)
+        self.push_screen(picker, self.open_host)
 
     def _schedule_poll(self) -> None:
         if self._poll_s is not None and not self._stop.is_set():
@@ -216,9 +262,11 @@ class KvmApp(App[int]):
 
     @on(SnapshotReady)
     def _snapshot_ready(self, message: SnapshotReady) -> None:
-        if self._stop.is_set():
+        if self._stop.is_set() or message.gen != self._host_gen:
             return
         snap = message.snapshot
+        if self.host is not None:
+            self._seen[self.host] = seen_text(snap)
         if self.first_snapshot_at is None:
             self.first_snapshot_at = time.monotonic()
         self.trouble = ""
@@ -244,8 +292,9 @@ class KvmApp(App[int]):
         if not self._watching:
             self._watching = True
             self.watch_host()
-            if self._poll_s is not None:
-                self._poll_now()
+            if self._poll_s is not None and not self._polling:
+                self._polling = True  # one poll chain for the app's life (a re-watch or a
+                self._poll_now()  # host switch reuses it: two chains would poll twice as often
 
     def _open_start_vm(self, snap: HostSnapshot, key: str) -> None:
         """``kvmtui --vm VM [--capture]``: select that VM (any name the resolver takes) in the
@@ -275,25 +324,8 @@ class KvmApp(App[int]):
         return self._doctor is not None
 
     def _doctor_wanted(self, snap: HostSnapshot) -> None:
-        if self._doctor is None:
-            return
-        self._doctor_pending = snap
-        if self._doctor_busy:
-            return  # the worker's end picks the newest pending snapshot
-        wait = self._doctor_last + self._doctor_every_s - time.monotonic()
-        if wait > 0:
-            self.set_timer(wait, self._doctor_kick)
-        else:
-            self._doctor_kick()
-
-    def _doctor_kick(self) -> None:
-        snap = self._doctor_pending
-        if snap is None or self._doctor_busy or self._stop.is_set():
-            return
-        self._doctor_pending = None
-        self._doctor_busy = True
-        self._doctor_last = time.monotonic()
-        self.run_doctor(snap)
+        if self._doctor is not None:  # the newest snapshot, one run at a time, throttled
+            self._doctor_runs.want(snap)
 
     @work(thread=True, exclusive=True, group="doctor", exit_on_error=False)
     def run_doctor(self, snap: HostSnapshot) -> None:
@@ -305,37 +337,21 @@ class KvmApp(App[int]):
         self.doctor_trouble = ""
         self.diagnosis = message.diagnosis
 
-    def _doctor_done(self) -> None:
-        self._doctor_busy = False
-        if self._doctor_pending is not None:
-            self._doctor_wanted(self._doctor_pending)
-
     @on(CountersReady)
     def _counters_ready(self, message: CountersReady) -> None:
+        if message.gen != self._host_gen:
+            return
         prev = self._prev_counters
         self._prev_counters = (message.at, message.counters)
-        if prev is None:
-            return
-        dt = message.at - prev[0]
-        if dt <= 0:
-            return
-        rates: dict[str, tuple[float, float]] = {}
-        for name, st in message.counters.items():
-            old = prev[1].get(name)
-            if old is None:
-                continue
-            rates[name] = (
-                max(0, st.rx_bytes - old.rx_bytes) / dt,
-                max(0, st.tx_bytes - old.tx_bytes) / dt,
-            )
-        self.rates = rates
+        if prev is not None and message.at > prev[0]:
+            self.rates = rates_between(prev[1], message.counters, message.at - prev[0])
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
         if worker.group == "counters" and event.state in (WorkerState.SUCCESS, WorkerState.ERROR):
             self._schedule_poll()
         if worker.group == "doctor" and event.state in (WorkerState.SUCCESS, WorkerState.ERROR):
-            self._doctor_done()
+            self._doctor_runs.done()
         if event.state != WorkerState.ERROR or self._stop.is_set():
             return
         exc = worker.error
@@ -436,6 +452,10 @@ class KvmApp(App[int]):
         return vm.name, nic.mac
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "hosts":  # only with several --host, only from the explorer itself
+            return bool(self.hosts) and self.screen is self.screen_stack[0]
+        if isinstance(self.screen, HostPickerScreen):
+            return action == "quit"  # no explorer behind it to act on yet
         if action in ("doctor", "switch") and self.screen is not self.screen_stack[0]:
             return False  # the explorer's keys, not the capture or doctor screens'
         if action in ("capture", "doctor"):

@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
-from kvmtui.core.model import MACVTAP_MODES, NetMode
+from collections.abc import Mapping
+
+from kvmtui.core.model import MACVTAP_MODES, LinkStats, NetMode
+
+
+def rates_between(
+    before: Mapping[str, LinkStats], after: Mapping[str, LinkStats], dt: float
+) -> dict[str, tuple[float, float]]:
+    """(rx, tx) bytes per second of each interface in both readings, ``dt`` seconds apart (a
+    counter that went backwards, a reset, counts as 0)."""
+    rates: dict[str, tuple[float, float]] = {}
+    for name, st in after.items():
+        old = before.get(name)
+        if old is not None:
+            rates[name] = (
+                max(0, st.rx_bytes - old.rx_bytes) / dt,
+                max(0, st.tx_bytes - old.tx_bytes) / dt,
+            )
+    return rates
 
 
 def rate(bps: float | None) -> str:

@@ -1,12 +1,14 @@
 """How ``kvmtui`` starts the explorer from its arguments: the source through
 ``kvmtui.core.hosts.open_source`` (this host, ``--replay``, ``--host``), the doctor on a live
-host, the lab's lessons when ``KVMTUI_LAB_PREFIX`` is set, ``--vm``/``--capture``/``--lang``."""
+host, the lab's lessons when ``KVMTUI_LAB_PREFIX`` is set, ``--vm``/``--capture``/``--lang``;
+with several ``--host``, the host picker first (each host opened the way one ``--host`` is)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import threading
+from collections.abc import Callable
 
 from kvmtui.core.model import HostSnapshot
 from kvmtui.core.source import SnapshotSource
@@ -14,6 +16,17 @@ from kvmtui.doctor.model import HostDiagnosis
 from kvmtui.ui.app import KvmApp
 from kvmtui.ui.screens.lessons import lab_prefix
 from kvmtui.ui.themes import theme_name
+
+
+def host_factory(args: argparse.Namespace) -> Callable[[str], SnapshotSource]:
+    """A source for one of the ``--host`` targets: ``args`` as if it named only that one."""
+
+    def open_one(target: str) -> SnapshotSource:
+        from kvmtui.core.hosts import open_source  # heavy imports happen here, in a worker
+
+        return open_source(argparse.Namespace(**{**vars(args), "remote": [target]}))
+
+    return open_one
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,8 +56,12 @@ def run(args: argparse.Namespace) -> int:
         result: HostDiagnosis = diagnose(snap, read_facts(snap, uri=uri))
         return result
 
+    hosts = list(getattr(args, "remote", None) or [])
+    several = len(hosts) > 1 and not getattr(args, "replay", None)
     app = KvmApp(
-        source_factory=factory,
+        source_factory=None if several else factory,
+        hosts=hosts if several else (),
+        host_factory=host_factory(args) if several else None,
         start_theme=theme,
         doctor=doctor if live else None,
         lang=getattr(args, "lang", None) or "en",

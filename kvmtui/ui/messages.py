@@ -13,16 +13,21 @@ from kvmtui.doctor.model import HostDiagnosis
 
 
 class SnapshotReady(Message):
-    def __init__(self, snapshot: HostSnapshot) -> None:
+    """A snapshot of the host explored since the app's ``gen``-th host switch (a message of
+    a host left behind is dropped)."""
+
+    def __init__(self, snapshot: HostSnapshot, gen: int = 0) -> None:
         super().__init__()
         self.snapshot = snapshot
+        self.gen = gen
 
 
 class CountersReady(Message):
-    def __init__(self, counters: Mapping[str, LinkStats], at: float) -> None:
+    def __init__(self, counters: Mapping[str, LinkStats], at: float, gen: int = 0) -> None:
         super().__init__()
         self.counters = counters
         self.at = at
+        self.gen = gen
 
 
 class DiagnosisReady(Message):

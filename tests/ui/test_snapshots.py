@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from textual.pilot import Pilot
@@ -20,7 +21,9 @@ from kvmtui.ui.widgets.path_view import PathView
 from tests.ui.conftest import make_app
 from tests.ui.helpers import wait_for
 from tests.ui.sample import (
+    FROZEN_NOW,
     NAT_LIGHT,
+    FakeSource,
     FakeSwitch,
     empty_snapshot,
     problem_snapshot,
@@ -212,3 +215,31 @@ def test_lessons_en_80x24(snap_compare: Compare) -> None:
 def test_lessons_vi_80x24(snap_compare: Compare) -> None:
     app = app_for(lab="kvdev-", lessons=sample_lessons(), trigger=lambda p, n: "", lang="vi")
     assert snap_compare(app, terminal_size=(80, 24), run_before=settled(["L", "j"]))
+
+
+def _picker_before(pilot: Pilot[Any]) -> Awaitable[None]:
+    async def run() -> None:
+        from kvmtui.ui.screens.hosts import HostPickerScreen
+
+        app = pilot.app
+        assert isinstance(app, KvmApp)
+        await wait_for(pilot, lambda: isinstance(app.screen, HostPickerScreen))
+        await pilot.press("j", "enter")  # explore the second host, then come back
+        await wait_for(pilot, lambda: app.snapshot is not None)
+        await pilot.press("H")
+        await wait_for(pilot, lambda: isinstance(app.screen, HostPickerScreen))
+        await still(pilot)
+
+    return run()
+
+
+def test_host_picker_80x24(snap_compare: Compare) -> None:
+    # three --host targets, the second explored: marked, with what its snapshot said
+    app = KvmApp(
+        hosts=("root@kvm-a", "kvm-b", "admin@10.0.0.7"),
+        host_factory=lambda target: FakeSource(),
+        clock=lambda: FROZEN_NOW,
+        poll_s=None,
+        keymap_path=Path("/nonexistent/kvmtui-keys.toml"),
+    )
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_picker_before)
