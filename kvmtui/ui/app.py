@@ -75,7 +75,7 @@ class KvmApp(App[int]):
         Binding("D", "host_doctor", "All VMs", show=False, id="app.host_doctor"),
         Binding("s", "switch", "Switch", id="app.switch"),
         Binding("L", "lessons", "Lessons", show=False, id="app.lessons"),
-        Binding("H", "hosts", "Hosts", id="app.hosts"),
+        Binding("H", "hosts", "Hosts", show=False, id="app.hosts"),  # the header says H
         Binding("t", "toggle_theme", "Theme", show=False, id="app.theme"),
         Binding("x", "clear_identity", "Unmark", show=False, id="app.clear_identity"),
         Binding("r", "reload", "Reload", show=False, id="app.reload"),
@@ -272,6 +272,8 @@ class KvmApp(App[int]):
         self.trouble = ""
         self.snapshot = snap
         self.sub_title = snap.hostname + (f" · {snap.libvirt_uri}" if snap.libvirt_uri else "")
+        if self.host is not None:  # several --host: which one, and the key back to the picker
+            self.sub_title = f"{self.host} (H: hosts) · {self.sub_title}"
         if self.focus_identity is not None:  # re-resolve against the new host state
             ident = self.focus_identity
             self.focus_identity = resolve(

@@ -83,7 +83,8 @@ async def test_opens_on_the_picker_and_enter_opens_that_host() -> None:
         await wait_for(pilot, lambda: app.snapshot is not None)
         assert [t for t, _ in hosts.opened] == ["kvm-b"]
         assert app.host == "kvm-b" and app.snapshot is not None
-        assert app.snapshot.hostname == "b-host" and "b-host" in app.sub_title
+        assert app.snapshot.hostname == "b-host"
+        assert app.sub_title.startswith("kvm-b (H: hosts) · b-host")  # which --host, the key back
         assert not isinstance(app.screen, HostPickerScreen)
 
 
