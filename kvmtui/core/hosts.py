@@ -11,16 +11,9 @@ from __future__ import annotations
 import argparse
 
 from kvmtui.core.model import HostSnapshot
-from kvmtui.core.source import SnapshotSource
+from kvmtui.core.source import HostUnavailable, SnapshotSource
 
-
-class HostUnavailable(RuntimeError):
-    """The chosen host cannot be read (bad recording, SSH unreachable): one line for the user.
-    ``code`` is the exit code: 2 for bad input (a truncated or foreign file), 1 otherwise."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
+__all__ = ["HostUnavailable", "open_source", "read_snapshot"]
 
 
 def _uri(args: argparse.Namespace) -> str | None:

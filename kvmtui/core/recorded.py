@@ -30,10 +30,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from kvmtui.core.hosts import HostUnavailable
 from kvmtui.core.jsondecode import DecodeError, decode_snapshot
 from kvmtui.core.jsonout import snapshot_json
 from kvmtui.core.model import HostSnapshot, LinkStats
+from kvmtui.core.source import HostUnavailable
 
 VERSION = 1
 PEN = 32473

@@ -15,9 +15,9 @@ from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 from kvmtui.core.agent import PROTOCOL
-from kvmtui.core.hosts import HostUnavailable
 from kvmtui.core.jsondecode import DecodeError, decode_snapshot
 from kvmtui.core.model import HostSnapshot, LinkStats
+from kvmtui.core.source import HostUnavailable
 
 
 class RemoteHost:

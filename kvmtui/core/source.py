@@ -30,3 +30,12 @@ class SnapshotSource(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class HostUnavailable(RuntimeError):
+    """The chosen host cannot be read (bad recording, SSH unreachable): one line for the user.
+    ``code`` is the exit code: 2 for bad input (a truncated or foreign file), 1 otherwise."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
