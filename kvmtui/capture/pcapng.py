@@ -16,10 +16,7 @@ import os
 import stat
 import struct
 import sys
-from collections.abc import Iterable
 from typing import BinaryIO
-
-from kvmtui.capture.correlate import PacketRow
 
 LINKTYPE_ETHERNET = 1
 SNAPLEN = 262144
@@ -150,17 +147,3 @@ def open_export(path: str, overwrite: bool = False) -> BinaryIO:
         os.close(fd)
         raise ExportRefused(f"{path} is not a regular file: refusing to write it")
     return os.fdopen(fd, "wb")
-
-
-def write_rows(path: str, rows: Iterable[PacketRow], overwrite: bool = False) -> int:
-    """Every sighting of every row, under its hop's interface, in time order; the frames
-    written. The same writer as ``trace --pcap`` (:mod:`kvmtui.capture.pcapstream`), in one go;
-    a write that fails (a full disk) raises OSError with the stream's line."""
-    from kvmtui.capture.pcapstream import PcapngStream
-
-    stream = PcapngStream(path, overwrite)
-    stream.write_rows(rows)
-    stream.close()
-    if stream.error:
-        raise OSError(stream.error)
-    return stream.frames

@@ -285,3 +285,15 @@ class PcapngStream:
         if self._raw:
             self._drain(1 << 62)  # everything still held
         self._close_file()
+
+
+def write_rows(path: str, rows: Iterable[PacketRow], overwrite: bool = False) -> int:
+    """Every sighting of every row, under its hop's interface, in time order; the frames
+    written. The writer ``trace --pcap`` streams to, in one go (the capture view's export of a
+    session without a spool); a write that fails (a full disk) raises OSError with its line."""
+    stream = PcapngStream(path, overwrite)
+    stream.write_rows(rows)
+    stream.close()
+    if stream.error:
+        raise OSError(stream.error)
+    return stream.frames

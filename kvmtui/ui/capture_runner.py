@@ -354,7 +354,7 @@ class CaptureRunner:
         self.screen.post_message(LeaseChecked(key, result))
 
     def _export(self, path: str, rows: list[PacketRow]) -> None:
-        from kvmtui.capture.pcapng import write_rows
+        from kvmtui.capture.pcapstream import write_rows
 
         spool = self._spool
         try:

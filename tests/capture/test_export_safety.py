@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from kvmtui.capture.pcapng import ExportRefused, export_dir, open_export, write_rows
-from kvmtui.capture.pcapstream import PcapngStream
+from kvmtui.capture.pcapng import ExportRefused, export_dir, open_export
+from kvmtui.capture.pcapstream import PcapngStream, write_rows
 
 
 def _write(path: Path, overwrite: bool = False) -> int:
