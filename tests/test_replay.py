@@ -16,6 +16,7 @@ from kvmtui.core.hosts import HostUnavailable
 from kvmtui.core.jsonout import snapshot_json
 from kvmtui.core.model import HostSnapshot
 from kvmtui.core.recorded import RecordingWriter, create_file, open_recording, read_recording
+from kvmtui.lab import spec
 from kvmtui.lab.handle import LabHandle
 
 KVMTUI = [sys.executable, "-m", "kvmtui"]
@@ -143,3 +144,37 @@ def test_lab_recording_replays_identically(lab: LabHandle, tmp_path: Path) -> No
     assert json.loads(p.stdout)["vm"] == vm
     tshark = subprocess.run(["tshark", "-r", str(rec)], capture_output=True, text=True, timeout=60)
     assert tshark.returncode == 0, tshark.stderr
+
+
+@pytest.mark.lab
+def test_lab_recording_with_vm_holds_its_hops_frames(lab: LabHandle, tmp_path: Path) -> None:
+    """record --vm: the VM's frames at every hop go into the recording as pcapng blocks (an
+    interface per hop) between the snapshots; tshark reads them, the reader counts them, and
+    the host model still replays."""
+    vm = spec.lab_vm("nat-light")
+    ip = lab.wait_ip(vm.name)
+    rec = tmp_path / "vm.pcapng"
+    pinger = subprocess.Popen(["ip", "netns", "exec", lab.vm_ns(vm.name), "busybox", "ping",
+                               "-c", "8", "-i", "0.3", spec.INTERNET_IP],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        cp = lab.run(lab.host_ns, *KVMTUI, "-c", lab.uri, "record", str(rec), "--seconds", "3",
+                     "--vm", vm.name, timeout=120)  # fmt: skip
+    finally:
+        pinger.wait(30)
+    assert cp.returncode == 0, cp.stderr
+    assert f"{vm.name}'s frames on tap {vm.tap}, bridge {spec.NAT_BRIDGE}" in cp.stderr
+    raw = read_recording(str(rec))
+    assert raw.frames > 0 and f"and {raw.frames} frames" in cp.stderr
+    fields = ["-T", "fields", "-e", "frame.interface_name", "-e", "ip.src", "-e", "ip.dst"]
+    t = subprocess.run(["tshark", "-r", str(rec), *fields], capture_output=True, text=True,
+                       timeout=60)  # fmt: skip
+    assert t.returncode == 0, t.stderr
+    # (tshark also lists the snapshots' custom blocks, as records without an interface)
+    lines = [ln.split("\t") for ln in t.stdout.splitlines() if ln.split("\t")[0]]
+    assert len(lines) == raw.frames
+    devs = {ln[0] for ln in lines}
+    assert {vm.tap, spec.NAT_BRIDGE, spec.UPLINK} <= devs, devs
+    # the VM's pings at the tap with its own address, on the uplink NATed
+    assert any(ln[0] == vm.tap and ln[1] == ip and ln[2] == spec.INTERNET_IP for ln in lines)
+    assert raw.events and raw.events[0][1].vms
