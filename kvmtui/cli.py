@@ -272,6 +272,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     slow = None if args.command == "app" else (lambda m: print(f"kvmtui: {m}", file=sys.stderr))
     set_connect_timeout(float(getattr(args, "connect_timeout", None) or 5.0), slow)
     try:
+        from kvmtui.commands.elsewhere import run_elsewhere
+
+        # trace, dhcp and switch capture on the host --host names, never here by mistake
+        elsewhere = run_elsewhere(args, list(sys.argv[1:] if argv is None else argv))
+        if elsewhere is not None:
+            return elsewhere
         return _handler(args.command)(args)
     except KeyboardInterrupt:
         return 130

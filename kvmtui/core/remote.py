@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
 from kvmtui.core.agent import PROTOCOL
@@ -41,7 +42,22 @@ class RemoteHost:
         if target.startswith("-") or not target.strip():
             raise HostUnavailable(f"--host {target[:60]!r}: not a host name", 2)
 
+    def ssh_command(self, kvmtui_args: Sequence[str]) -> list[str]:
+        """``ssh ... HOST -- kvmtui ARGS`` with this host's ssh options, each argument quoted
+        for the remote shell (a BPF filter keeps its spaces)."""
+        argv = self._ssh_options()
+        return [*argv, self.target, "--", shlex.quote(self.command),
+                *(shlex.quote(a) for a in kvmtui_args)]  # fmt: skip
+
     def _argv(self, once: bool) -> list[str]:
+        argv = self._ssh_options()
+        argv += [self.target, "--", self.command]
+        if self.uri:
+            argv += ["-c", self.uri]
+        argv += ["agent"] + (["--once"] if once else [])
+        return argv
+
+    def _ssh_options(self) -> list[str]:
         argv = ["ssh", "-T", "-o", "BatchMode=yes"]
         argv += ["-o", f"ConnectTimeout={max(1, round(self.connect_timeout))}"]
         if self.ssh_config:
@@ -52,10 +68,6 @@ class RemoteHost:
                     f.write(f"Include {os.path.abspath(self.ssh_config)}\n")
                     f.write("Include ~/.ssh/config\nInclude /etc/ssh/ssh_config\n")
             argv += ["-F", os.path.join(self._tmp.name, "config")]
-        argv += [self.target, "--", self.command]
-        if self.uri:
-            argv += ["-c", self.uri]
-        argv += ["agent"] + (["--once"] if once else [])
         return argv
 
     def _start(self, once: bool) -> subprocess.Popen[str]:
