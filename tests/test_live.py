@@ -162,6 +162,67 @@ def test_libvirt_lifecycle_event_within_100ms(ns: str) -> None:
             rw.close()
 
 
+def test_neighbour_change_keeps_the_fdb(ns: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A neighbour change re-reads netlink without the FDB (on a big host that dump is a
+    second of kernel time); the FDB stays whole, and an FDB change arriving in the same batch
+    is still applied from its event."""
+    import kvmtui.core.netlink as netlink
+
+    reads: list[bool] = []
+    real = netlink.read_netlink
+
+    def spy(netns: str | None = None, *, fdb: bool = True) -> object:
+        reads.append(fdb)
+        return real(netns, fdb=fdb)
+
+    monkeypatch.setattr(netlink, "read_netlink", spy)
+
+    def ip(*args: str) -> None:
+        subprocess.run(["ip", "-n", ns, *args], check=True)
+
+    ip("link", "add", "kvcbr", "type", "bridge")
+    ip("link", "add", "kvcv0", "type", "veth", "peer", "name", "kvcv1")
+    ip("link", "set", "kvcv0", "master", "kvcbr", "up")
+    ip("link", "set", "kvcbr", "up")
+    old, new = "02:00:00:c0:ff:01", "02:00:00:c0:ff:02"
+    ip(
+        "neigh",
+        "add",
+        "10.9.0.2",
+        "lladdr",
+        "02:00:00:aa:00:02",
+        "dev",
+        "kvcbr",
+        "nud",
+        "permanent",
+    )
+    subprocess.run(["bridge", "-n", ns, "fdb", "add", old, "dev", "kvcv0", "master", "static"],
+                   check=True)  # fmt: skip
+    time.sleep(0.3)  # the up events of the links have passed before the watch starts
+
+    def macs(s: HostSnapshot) -> set[str]:
+        b = s.bridge("kvcbr")
+        return {f.mac for f in b.fdb} if b is not None else set()
+
+    with Watch(LiveHost(uri=NO_DAEMON, netns=ns)) as w:
+        assert old in macs(w.snaps[0][1])
+        time.sleep(0.2)
+        reads.clear()
+        t0 = time.monotonic()
+        ip("neigh", "replace", "10.9.0.2", "lladdr", "02:00:00:aa:00:03", "dev", "kvcbr",
+           "nud", "permanent")  # fmt: skip
+        subprocess.run(["bridge", "-n", ns, "fdb", "add", new, "dev", "kvcv0", "master",
+                        "static"], check=True)  # fmt: skip
+        _t, s = w.wait(
+            lambda s: any(n.mac == "02:00:00:aa:00:03" for n in s.neighbours) and new in macs(s),
+            since=t0,
+        )
+        assert old in macs(s)  # the FDB read before the change is kept
+        assert reads and not any(reads), f"the FDB was dumped again: {reads}"
+        (entry,) = [f for f in s.bridge("kvcbr").fdb if f.mac == new]  # type: ignore[union-attr]
+        assert entry.port == "kvcv0" and entry.kind == "static"
+
+
 def test_snapshot_without_watch(ns: str) -> None:
     host = LiveHost(uri=NO_DAEMON, netns=ns)
     s = host.snapshot()
