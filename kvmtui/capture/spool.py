@@ -25,20 +25,11 @@ from kvmtui.capture.correlate import PacketRow
 from kvmtui.capture.pcapng import export_dir, open_export
 from kvmtui.capture.pcapstream import PcapngStream
 from kvmtui.capture.ring import RawPacket
+from kvmtui.core.procs import pid_alive
 
 SPOOL_MAX_BYTES = 512_000_000
 _NAME = re.compile(r"^\.session-(\d+)-\d+\.pcapng$")
 _counter = itertools.count(1)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def remove_stale(folder: str) -> list[str]:
@@ -47,7 +38,7 @@ def remove_stale(folder: str) -> list[str]:
     with contextlib.suppress(OSError):
         for name in os.listdir(folder):
             m = _NAME.match(name)
-            if m and not _alive(int(m.group(1))):
+            if m and not pid_alive(int(m.group(1))):
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(folder, name))
                     gone.append(name)

@@ -20,6 +20,17 @@ from dataclasses import dataclass
 from kvmtui.core.model import Problem
 
 
+def pid_alive(pid: int) -> bool:
+    """Is there a process ``pid`` (one of another user's counts: it is there)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class QemuNic:
     mac: str  # lower case

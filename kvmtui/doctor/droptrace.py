@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from kvmtui.core.procs import pid_alive
 from kvmtui.doctor.reasons import BENIGN, BENIGN_AT, NOT_DROPS
 
 TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
@@ -134,16 +135,6 @@ def tracefs_root(mount: bool = True) -> str | None:
     return None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _write(path: str, text: str) -> None:
     with open(path, "w") as f:
         f.write(text)
@@ -181,7 +172,7 @@ def remove_stale(root: str) -> list[str]:
     gone = []
     for name in kvmtui_instances(root):
         m = re.match(rf"{INSTANCE_PREFIX}(\d+)-", name)
-        dead = m is not None and not _pid_alive(int(m.group(1)))
+        dead = m is not None and not pid_alive(int(m.group(1)))
         if dead and remove_instance(os.path.join(root, "instances", name)):
             gone.append(name)
     return gone

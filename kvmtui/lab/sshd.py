@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 
+from kvmtui.core.procs import pid_alive
 from kvmtui.lab import spec
 
 SSHD = "/usr/sbin/sshd"
@@ -55,14 +56,6 @@ def _pid(prefix: str) -> int | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
-
-
 def start(prefix: str) -> None:
     """Write the keys and configs and start sshd in the host namespace (idempotent)."""
     d = ssh_dir(prefix)
@@ -96,7 +89,7 @@ def start(prefix: str) -> None:
         0o644,
     )
     pid = _pid(prefix)
-    if pid is not None and _alive(pid):
+    if pid is not None and pid_alive(pid):
         return
     host = spec.ns_name(prefix, spec.NS_HOST)
     cp = subprocess.run(
@@ -119,7 +112,7 @@ def stop(prefix: str) -> None:
     with contextlib.suppress(OSError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 5
-    while _alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     with contextlib.suppress(OSError):
         os.unlink(os.path.join(ssh_dir(prefix), "sshd.pid"))
