@@ -529,8 +529,8 @@ class KvmApp(App[int]):
             self.notify(f"the lesson's VM {lesson.vm} is not on this host", severity="warning")
             return
         self.go_to("vm", vm_name)
-        if lesson.view in ("capture", "dhcp"):
-            self.call_after_refresh(self.action_capture)
+        if lesson.view in ("capture", "dhcp"):  # the DHCP lesson opens on the DHCP view
+            self.call_after_refresh(self.action_capture, "dhcp" if lesson.view == "dhcp" else "")
         elif lesson.view == "doctor":
             self.call_after_refresh(self.action_doctor)
         elif lesson.view == "path":
@@ -539,7 +539,7 @@ class KvmApp(App[int]):
     def watch_focus_identity(self, identity: Identity | None) -> None:
         self._refresh_bindings_if_changed()
 
-    def action_capture(self) -> None:
+    def action_capture(self, view: str = "") -> None:
         target = self._capture_target()
         if target is None:
             self.notify("Select a VM or one of its NICs first", severity="warning")
@@ -549,7 +549,7 @@ class KvmApp(App[int]):
         vm, mac = target
         snap = self.snapshot
         path = next((p for p in snap.paths_of(vm) if p.mac == mac), None) if snap else None
-        self.push_screen(CaptureScreen(vm, mac, path))
+        self.push_screen(CaptureScreen(vm, mac, path, view=view or "packets"))
 
     def help_rows(self) -> tuple[str, list[HelpRow]]:
         """The keys that work where the focus is (nearest widget first), keymap applied."""

@@ -73,3 +73,25 @@ async def test_a_static_view_opens_after_its_experiment() -> None:
         await pilot.press("down", "enter")  # host-only: the doctor's view of iso-a
         await wait_for(pilot, lambda: order and not isinstance(app.screen, LessonsScreen))
         assert order == ["ran host-only on LessonsScreen"]
+
+
+async def test_the_dhcp_lesson_opens_the_capture_on_its_dhcp_view() -> None:
+    """Who gives DHCP is shown by the DHCP view (Discover/Offer/Request/Ack and the server),
+    not the packet list: the lesson's capture opens on it."""
+    from textual.widgets import ContentSwitcher
+
+    from kvmtui.lab.lessonmodel import Lesson
+    from kvmtui.ui.screens.capture import CaptureScreen
+
+    dhcp = Lesson("dhcp", "2", {"en": "Who gives DHCP", "vi": "Ai cấp DHCP"},
+                  {"en": "libvirt's dnsmasq answers on virbr0", "vi": "dnsmasq của libvirt"},
+                  {"en": "a fresh DORA", "vi": "DORA"}, "dhcp", vm="nat-light")  # fmt: skip
+    app = make_app(lab="kvu1-", lessons=(*sample_lessons(), dhcp), trigger=lambda p, n: "")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        await pilot.press("L")
+        await wait_for(pilot, lambda: isinstance(app.screen, LessonsScreen))
+        await pilot.press("down", "down", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, CaptureScreen), timeout=10)
+        switcher = app.screen.query_one(ContentSwitcher)
+        await wait_for(pilot, lambda: switcher.current == "dhcp")

@@ -87,8 +87,10 @@ class CaptureScreen(Screen[None]):
         poll_s: float = POLL_S,
         export_default: str | None = None,
         max_rows: int = MAX_ROWS,
+        view: str = "packets",
     ) -> None:
         super().__init__()
+        self.first_view = view  # "dhcp": open on the DHCP view (the DHCP lesson)
         self.vm = vm
         self.mac = mac
         self.path = path
@@ -144,6 +146,8 @@ class CaptureScreen(Screen[None]):
         hops = tuple(HopStatus(ln.index, ln.dev, ln.role, "starting") for ln in lanes)
         self.query_one(CaptureHops).show(hops)
         table.focus()
+        if self.first_view != "packets":
+            self.action_view(self.first_view)
         runner = self.runner
         if runner.factory is None:
             runner.factory, uri = live_factory(self.app)
