@@ -13,7 +13,8 @@ import dataclasses
 
 from kvmtui.core.model import Bridge, FdbEntry, HostSnapshot, MacOwner, Route
 from kvmtui.lab import spec
-from kvmtui.ui.widgets.mac_pane import MacTable
+from kvmtui.ui.identity import Identity, resolve
+from kvmtui.ui.widgets.mac_pane import MacPane, MacTable
 from tests.ui.conftest import make_app
 from tests.ui.helpers import cursor_row, loaded, rows, wait_for
 from tests.ui.sample import FakeSource, sample_snapshot
@@ -99,3 +100,59 @@ async def test_no_age_on_permanent_entries_own_macs_and_the_lan_router() -> None
         router = got[spec.LAN_ROUTER_MAC]
         assert router[2] == "LAN router (default gw)"
         assert router[3] == spec.LAN_ROUTER_IP
+
+
+async def test_live_change_patches_rows_keys_and_identity_marks() -> None:
+    """Snapshots that keep the unchanged FdbEntry objects (as LiveHost does) are patched in
+    place: a row that went is gone from the table and from the keys a MAC is found by, a new
+    row owned by the VM in focus is marked, and a row that changed (its age) shows the new one."""
+    base = big_snapshot()
+    br0 = base.bridge(BIG)
+    assert br0 is not None
+    vm = next(v for v in base.vms if v.nics)
+    gone, aged = br0.fdb[-1], br0.fdb[-2]
+    newcomer = FdbEntry("02:00:00:00:00:09", br0.ports[0].name, None, "learned", 0.5,
+                        MacOwner("vm", vm.name, vm.nics[0].tap))  # fmt: skip
+    older = dataclasses.replace(aged, kind="learned", age_s=42.0)
+
+    def with_fdb(fdb: tuple[FdbEntry, ...]) -> HostSnapshot:
+        bridge = dataclasses.replace(br0, fdb=fdb)
+        return dataclasses.replace(
+            base, bridges=tuple(bridge if b.name == BIG else b for b in base.bridges)
+        )
+
+    first = with_fdb((*br0.fdb[:-2], older, newcomer))  # the same objects but three
+    second = with_fdb(first.bridge(BIG).fdb[:-1])  # type: ignore[union-attr]  # newcomer left
+    source = FakeSource(base, updates=[first, second], update_delay=1.5)
+    source.release.clear()
+    async with make_app(source=source).run_test(size=(80, 24)) as pilot:
+        app = await loaded(pilot)
+        await pilot.press("2", "b", "b")
+        pane = app.query_one(MacPane)
+        table = app.query_one("#mac-table", MacTable)
+        total = len(br0.fdb)
+        await wait_for(pilot, lambda: table.row_count == total and table.has_focus)
+        app.focus_identity = resolve(base, vm=vm.name, mac=vm.nics[0].mac)
+        await pilot.pause(0.05)
+        source.release.set()
+        await wait_for(pilot, lambda: app.snapshot is first)
+        await pilot.pause(0.05)
+        by_mac = {r[0].removeprefix("◆ "): r for r in rows(table)}
+        assert table.row_count == total and gone.mac not in by_mac
+        assert not pane.select_mac(gone.mac) and pane.select_mac(newcomer.mac)
+        assert by_mac[newcomer.mac][0] == "◆ " + newcomer.mac  # the VM in focus owns it
+        assert by_mac[older.mac][4] == "learned" and by_mac[older.mac][5] != ""
+        assert marks_are_fresh(pane, table, app.focus_identity)
+        await wait_for(pilot, lambda: app.snapshot is second)
+        await pilot.pause(0.05)
+        assert table.row_count == total - 1 and not pane.select_mac(newcomer.mac)
+        assert newcomer.mac not in {r[0].removeprefix("◆ ") for r in rows(table)}
+        assert marks_are_fresh(pane, table, app.focus_identity)
+
+
+def marks_are_fresh(pane: MacPane, table: MacTable, identity: Identity | None) -> bool:
+    """The marks of the patched index are those of an index made again from the rows."""
+    patched = set(table._marked)
+    pane._index = None
+    pane.show_identity(identity)
+    return bool(patched) and patched == set(table._marked)

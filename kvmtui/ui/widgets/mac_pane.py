@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from itertools import compress
 from typing import ClassVar
 
 from textual import on
@@ -80,11 +81,45 @@ def entry_matches(cells: tuple[str, ...], needle: str) -> bool:
     return any(needle in c.lower() for c in cells)
 
 
-_Row = tuple[str, FdbEntry, tuple[str, ...], tuple[str, bool, str]]  # key, entry, cells, order
+def _missing(row: object) -> bool:
+    return row is None
+
+
+# key, cells, entry, order: a row is also what LineTable holds (it reads [0] and [1] only)
+_Row = tuple[str, tuple[str, ...], FdbEntry, tuple[str, bool, str]]
+_Index = dict[str, dict[str, list[str]]]
 
 
 def _order(row: _Row) -> tuple[str, bool, str]:
     return row[3]
+
+
+def _drop_sorted(ordered: list[_Row], row: _Row) -> None:
+    """Remove ``row`` (that very object) from the list sorted by ``_order``."""
+    i = bisect.bisect_left(ordered, row[3], key=_order)
+    while i < len(ordered) and ordered[i][3] == row[3]:
+        if ordered[i] is row:
+            del ordered[i]
+            return
+        i += 1
+    ordered.remove(row)  # not where its order says (should not happen): find it anyway
+
+
+def _index_rows(index: _Index, rows: Sequence[_Row], add: bool) -> None:
+    """Add (or remove) the rows' keys under their MAC, port, IP and VM."""
+    for key, _cells, e, _o in rows:
+        spots = [("mac", e.mac.lower()), ("port", e.port)]
+        if e.owner.ip:
+            spots.append(("ip", e.owner.ip))
+        if e.owner.kind == "vm":
+            spots.append(("vm", e.owner.name))
+        for field, value in spots:
+            if add:
+                index[field].setdefault(value, []).append(key)
+                continue
+            keys = index[field].get(value)
+            if keys is not None and key in keys:
+                keys.remove(key)
 
 
 class MacTable(LineTable):
@@ -115,7 +150,10 @@ class MacPane(Pane):
         self._cache: dict[int, _Row] = {}
         self._sorted: list[_Row] = []
         self._title = ""
-        self._index: dict[str, dict[str, list[str]]] | None = None
+        self._index: _Index | None = None
+        # what the last _rows_of changed: (rows gone, rows new), None when it rebuilt them all
+        self._delta: tuple[list[_Row], list[_Row]] | None = None
+        self._entries_of: str | None = None  # the bridge _entries holds, unfiltered
         self._cache_sig: tuple[str, tuple[tuple[str, str], ...]] | None = None
 
     def compose(self) -> ComposeResult:
@@ -163,6 +201,7 @@ class MacPane(Pane):
             self.table.sync_rows([])
             self._entries = {}
             self._index = None
+            self._entries_of = None
             if name is None:
                 title.update("MAC table")
                 self._note("No bridges on this host: nothing learns MAC addresses here.")
@@ -175,9 +214,23 @@ class MacPane(Pane):
                 )
             return
         entries = self._rows_of(snap, bridge)
-        self._entries = dict(zip([r[0] for r in entries], [r[1] for r in entries], strict=True))
-        self._index = None
-        self.table.sync_rows([(key, cells) for key, _e, cells, _s in entries])
+        delta = self._delta if not self.filter_text else None
+        if delta is not None and self._entries_of is bridge.name:
+            # a live change to a few of 50,000 entries: the key map and the identity index
+            # are patched, not made again (each full pass cost the UI thread ~50 ms)
+            gone, new = delta
+            for row in gone:
+                if self._entries.get(row[0]) is row[2]:
+                    del self._entries[row[0]]
+            self._entries.update((row[0], row[2]) for row in new)
+            if self._index is not None:
+                _index_rows(self._index, gone, add=False)
+                _index_rows(self._index, new, add=True)
+        else:
+            self._entries = dict(zip([r[0] for r in entries], [r[2] for r in entries], strict=True))
+            self._index = None
+        self._entries_of = bridge.name if not self.filter_text else None
+        self.table.sync_rows(entries)
         shown = f"{len(entries)} of {len(bridge.fdb)}" if self.filter_text else str(len(entries))
         flt = f" · filter [b]{escape(self.filter_text)}[/b]" if self.filter_text else ""
         self._title = f"MAC table of [b]{escape(bridge.name)}[/b] · {shown} entries{flt}"
@@ -203,7 +256,9 @@ class MacPane(Pane):
         """The bridge's rows, filtered and sorted. A row's text is made once per FdbEntry: the
         snapshot keeps the entries that did not change (the same objects), so a live change
         to one of 50,000 entries formats one row, not all of them, and the sorted list is
-        patched (the rows that went dropped, the new ones inserted in place), not re-sorted."""
+        patched (the rows that went dropped, the new ones inserted in place), not re-sorted.
+        The rows are found by the entries' ids in C-speed passes (the cache holds each row,
+        and so its entry: an id cannot be reused while it is cached)."""
         gws = routers(snap)
         sig = (bridge.name, tuple(sorted(gws.items())))
         if sig != self._cache_sig:
@@ -211,24 +266,34 @@ class MacPane(Pane):
             self._cache = {}
             self._sorted = []
         cache = self._cache
-        fresh: dict[int, _Row] = {}
+        fdb = bridge.fdb
+        ids = list(map(id, fdb))
+        rows: list[_Row | None] = list(map(cache.get, ids))
         added: list[_Row] = []
-        for e in bridge.fdb:
-            row = cache.get(id(e))
-            if row is None or row[1] is not e:
-                cells = row_cells(e, bridge.name, gws)
-                row = (row_key(e), e, cells, (e.port, e.kind != "learned", e.mac))
-                added.append(row)
-            fresh[id(e)] = row
-        kept = len(fresh) - len(added)
-        if self._sorted and len(added) + (len(cache) - kept) < 2000:
-            ordered = self._sorted
-            if len(cache) != kept:  # some rows went away
-                ordered = [r for r in ordered if fresh.get(id(r[1])) is r]
-            else:
-                ordered = list(ordered)
+        for i in compress(range(len(rows)), map(_missing, rows)):
+            e = fdb[i]
+            row = (
+                row_key(e),
+                row_cells(e, bridge.name, gws),
+                e,
+                (e.port, e.kind != "learned", e.mac),
+            )
+            rows[i] = row
+            added.append(row)
+        fresh: dict[int, _Row] = dict(zip(ids, rows, strict=True))  # type: ignore[arg-type]
+        gone = (
+            [cache[i] for i in cache.keys() - fresh.keys()]
+            if len(cache) + len(added) != len(fresh)
+            else []
+        )
+        self._delta = None
+        if self._sorted and len(added) + len(gone) < 2000:
+            ordered = list(self._sorted)
+            for row in gone:
+                _drop_sorted(ordered, row)
             for row in added:
                 bisect.insort(ordered, row, key=_order)
+            self._delta = (gone, added)
         else:
             ordered = sorted(fresh.values(), key=_order)
         self._cache = fresh
@@ -236,7 +301,7 @@ class MacPane(Pane):
         if not self.filter_text:
             return ordered
         needle = self.filter_text.lower()
-        return [r for r in ordered if entry_matches(r[2], needle)]
+        return [r for r in ordered if entry_matches(r[1], needle)]
 
     def _note(self, text: str) -> None:
         self.query_one("#mac-note", Static).update(text)
@@ -260,8 +325,8 @@ class MacPane(Pane):
                 marked.update(by["vm"].get(identity.vm, ()))
         self.table.set_marked(marked)
 
-    def _build_index(self) -> dict[str, dict[str, list[str]]]:
-        index: dict[str, dict[str, list[str]]] = {"mac": {}, "port": {}, "ip": {}, "vm": {}}
+    def _build_index(self) -> _Index:
+        index: _Index = {"mac": {}, "port": {}, "ip": {}, "vm": {}}
         mac, port, ip, vm = index["mac"], index["port"], index["ip"], index["vm"]
         for key, e in self._entries.items():
             mac.setdefault(e.mac.lower(), []).append(key)
