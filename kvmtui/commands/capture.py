@@ -259,7 +259,11 @@ def _trace(args: argparse.Namespace, flt: str | None, out: TextIO) -> int:
         stream, code = _open_pcap(args)
         if stream is None:
             return code
-    sess, code = _session(args, flt, sink=stream)
+    from kvmtui.capture.flowstats import FlowStats, Tee
+
+    flow_stats = FlowStats() if getattr(args, "stats", False) else None
+    sink = Tee(stream, flow_stats) if stream is not None and flow_stats is not None else None
+    sess, code = _session(args, flt, sink=sink or stream or flow_stats)
     if sess is None:
         if stream is not None:
             stream.discard()  # nothing was captured: no empty file left behind
@@ -334,6 +338,14 @@ def _trace(args: argparse.Namespace, flt: str | None, out: TextIO) -> int:
             f"hop by hop and are not rows{kept}",
             file=sys.stderr,
         )
+    if flow_stats is not None:  # every frame counted, whatever the rows sampled
+        from kvmtui.capture.flowstats import stats_json, stats_text
+
+        hops, flows = flow_stats.result()
+        if as_json:
+            print(json.dumps(stats_json(hops, flows)), file=out, flush=True)
+        else:
+            print(stats_text(hops, flows), file=sys.stderr)
 
     if stream is not None:
         files = ", ".join(stream.names)
