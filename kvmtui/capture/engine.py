@@ -119,7 +119,10 @@ def capture_hops(path: NicPath) -> list[tuple[int, Hop]]:
 
 
 class CaptureSession:
-    """Capture one VM NIC at every hop. Use as a context manager, or start()/stop()."""
+    """Capture one VM NIC at every hop. Use as a context manager, or start()/stop().
+
+    ``sink`` (or the attribute, set before :meth:`start`) takes every frame the hops read, in
+    the capture thread: the rings are then read whole, not only their newest frames."""
 
     def __init__(
         self,
