@@ -372,3 +372,8 @@ def test_fdb_cache_reuses_entries_until_owners_change() -> None:
     d = build_snapshot(replace(nl, fdb=fdb), v, guest_macs=GUEST_MACS, fdb_cache=cache)
     e = next(f for f in d.bridge("br0").fdb if f.mac == UNKNOWN_MAC)  # type: ignore[union-attr]
     assert e.port == "vnet1"
+    # an FDB of one bridge (grouped without a pass per entry) joins to the same entries
+    only = tuple(f for f in nl.fdb if f.bridge == "br0")
+    g = build_snapshot(replace(nl, fdb=only), v, guest_macs=GUEST_MACS, fdb_cache=FdbCache())
+    assert g.bridge("br0").fdb == a.bridge("br0").fdb  # type: ignore[union-attr]
+    assert all(not br.fdb for br in g.bridges if br.name != "br0")

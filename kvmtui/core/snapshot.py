@@ -27,6 +27,8 @@ import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from itertools import compress, repeat
+from operator import attrgetter, is_
 from typing import ParamSpec
 
 from kvmtui.core.firewall import FirewallState
@@ -102,10 +104,12 @@ class FdbCache:
     """Reuse of resolved FDB entries between snapshots of one host (``LiveHost``): a record
     object seen before, with the same owner tables and links, maps to the same ``FdbEntry``.
     An FDB change patched into a 50,000-entry table then costs a lookup per entry instead of
-    a resolution. Entries are keyed by the record's id() and checked with ``is``."""
+    a resolution. Entries are keyed by the record's id(); ``records`` holds those records, so
+    no other object can have a cached id."""
 
     def __init__(self) -> None:
-        self.entries: dict[int, tuple[FdbRecord, FdbEntry]] = {}
+        self.entries: dict[int, FdbEntry] = {}
+        self.records: tuple[FdbRecord, ...] = ()  # keeps the records of ``entries`` alive
         self.resolved: dict[str, MacOwner] = {}
         self.link_sig: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
 
@@ -351,28 +355,38 @@ def _fdb_entries(j: _Join, vms: list[Vm], fdb_cache: FdbCache | None) -> dict[st
                 return MacOwner("host", port, port, ip, "host-address" if ip else "none")
         return o or unknown
 
-    fdb_by_bridge: dict[str, list[FdbEntry]] = {}
-    cached: dict[int, tuple[FdbRecord, FdbEntry]] = {}
+    recs = j.nl.fdb
+    entries: list[FdbEntry | None]
     if fdb_cache is not None:
         sig = tuple((lk.name, lk.mac, lk.addresses) for lk in j.nl.links)
         if fdb_cache.resolved != resolved or fdb_cache.link_sig != sig:
             fdb_cache.entries = {}
             fdb_cache.resolved, fdb_cache.link_sig = resolved, sig
-        cached = fdb_cache.entries
-    fresh: dict[int, tuple[FdbRecord, FdbEntry]] = {}
-    for rec in j.nl.fdb:
-        hit = cached.get(id(rec))
-        if hit is not None and hit[0] is rec:
-            entry = hit[1]
-        else:
-            who = owner_of(rec.mac, rec.port)
-            entry = FdbEntry(rec.mac, rec.port, rec.vlan, rec.kind, rec.age_s, who)
-        if fdb_cache is not None:
-            fresh[id(rec)] = (rec, entry)
-        fdb_by_bridge.setdefault(rec.bridge, []).append(entry)
+        # found by the record's id in C-speed passes: the cache holds the records it was
+        # made from (fdb_cache.records), so a cached id is that very record's
+        ids = list(map(id, recs))
+        entries = list(map(fdb_cache.entries.get, ids))
+    else:
+        entries = [None] * len(recs)
+    for i in compress(range(len(recs)), map(is_, entries, repeat(None))):
+        rec = recs[i]
+        entries[i] = FdbEntry(
+            rec.mac, rec.port, rec.vlan, rec.kind, rec.age_s, owner_of(rec.mac, rec.port)
+        )
     if fdb_cache is not None:
-        fdb_cache.entries = fresh
+        fdb_cache.entries = dict(zip(ids, entries, strict=True))  # type: ignore[arg-type]
+        fdb_cache.records = recs
+    done: list[FdbEntry] = entries  # type: ignore[assignment]
+    names = set(map(_BRIDGE_OF, recs))
+    if len(names) == 1:  # one bridge: no pass per entry to group them
+        return {names.pop(): done}
+    fdb_by_bridge: dict[str, list[FdbEntry]] = {}
+    for rec, entry in zip(recs, done, strict=True):
+        fdb_by_bridge.setdefault(rec.bridge, []).append(entry)
     return fdb_by_bridge
+
+
+_BRIDGE_OF = attrgetter("bridge")
 
 
 VlanMap = dict[str, tuple[PortVlan, ...]]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Mapping, Sequence
-from itertools import compress
+from itertools import compress, repeat
+from operator import is_
 from typing import ClassVar
 
 from textual import on
@@ -79,10 +80,6 @@ def row_cells(
 
 def entry_matches(cells: tuple[str, ...], needle: str) -> bool:
     return any(needle in c.lower() for c in cells)
-
-
-def _missing(row: object) -> bool:
-    return row is None
 
 
 # key, cells, entry, order: a row is also what LineTable holds (it reads [0] and [1] only)
@@ -270,7 +267,7 @@ class MacPane(Pane):
         ids = list(map(id, fdb))
         rows: list[_Row | None] = list(map(cache.get, ids))
         added: list[_Row] = []
-        for i in compress(range(len(rows)), map(_missing, rows)):
+        for i in compress(range(len(rows)), map(is_, rows, repeat(None))):
             e = fdb[i]
             row = (
                 row_key(e),
