@@ -175,7 +175,9 @@ class HostPane(Pane):
         if snap is None:
             tree.root.set_label("reading the host…")
             return
-        tree.root.set_label(self._root_label(snap))
+        root = self._root_label(snap)
+        if root != tree.root.label:
+            tree.root.set_label(root)
         entries = self._entries(snap)
         structure = tuple(info.key for _, info in entries)
         if structure != self._structure:
@@ -253,7 +255,10 @@ class HostPane(Pane):
             if inputs is not None and self._inputs.get(key) == inputs:
                 continue
             self._inputs[key] = inputs
-            node.set_label(self._label(snap, info))
+            label = self._label(snap, info)
+            if inputs is None and label == node.label:
+                continue  # a bridge, network or uplink whose label came out the same
+            node.set_label(label)
             changed = True
         if changed:
             self.host_tree.fit_width()
