@@ -176,6 +176,14 @@ def test_neighbour_change_keeps_the_fdb(ns: str, monkeypatch: pytest.MonkeyPatch
         return real(netns, fdb=fdb)
 
     monkeypatch.setattr(netlink, "read_netlink", spy)
+    dumps: list[str | None] = []
+    real_fdb = netlink.read_fdb
+
+    def fdb_spy(netns: str | None = None, bridge: str | None = None) -> object:
+        dumps.append(netns)
+        return real_fdb(netns, bridge)
+
+    monkeypatch.setattr(netlink, "read_fdb", fdb_spy)
 
     def ip(*args: str) -> None:
         subprocess.run(["ip", "-n", ns, *args], check=True)
@@ -221,6 +229,24 @@ def test_neighbour_change_keeps_the_fdb(ns: str, monkeypatch: pytest.MonkeyPatch
         assert reads and not any(reads), f"the FDB was dumped again: {reads}"
         (entry,) = [f for f in s.bridge("kvcbr").fdb if f.mac == new]  # type: ignore[union-attr]
         assert entry.port == "kvcv0" and entry.kind == "static"
+
+        # a link change that leaves the ports as they were (an MTU): no FDB dump either
+        reads.clear()
+        t0 = time.monotonic()
+        ip("link", "set", "kvcv0", "mtu", "1400")
+        _t, s = w.wait(lambda s: s.link("kvcv0").mtu == 1400, since=t0)  # type: ignore[union-attr]
+        assert {old, new} <= macs(s)
+        assert reads and not any(reads) and not dumps, (reads, dumps)
+        # a new port: the FDB is dumped again (its entries are named by the ports)
+        t0 = time.monotonic()
+        ip("link", "add", "kvcv2", "type", "veth", "peer", "name", "kvcv3")
+        ip("link", "set", "kvcv2", "master", "kvcbr")
+        _t, s = w.wait(
+            lambda s: any(p.name == "kvcv2" for p in s.bridge("kvcbr").ports),  # type: ignore[union-attr]
+            since=t0,
+        )
+        assert dumps or any(reads)
+        assert {old, new} <= macs(s)
 
 
 def test_snapshot_without_watch(ns: str) -> None:

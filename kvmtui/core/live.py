@@ -77,12 +77,15 @@ def _only_fdb(kinds: frozenset[str]) -> bool:
 
 
 def _fdb_kept(kinds: frozenset[str], changes: list[Any]) -> bool:
-    """The cached FDB stays valid through these changes once their FDB events are applied:
-    no link came, went or was renamed (ports and their names are the FDB's keys), and an FDB
-    change in the batch came with its events (none were lost to an overrun)."""
-    if any("link" in k.lower() for k in kinds):
-        return False
+    """The cached FDB may stay valid through these changes once their FDB events are applied:
+    an FDB change in the batch came with its events (none were lost to an overrun). Whether a
+    link change left the ports as they were is checked after the re-read (``_ports``)."""
     return bool(changes) or not any("fdb" in k.lower() for k in kinds)
+
+
+def _ports(nl: NetlinkState) -> tuple[tuple[int, str, str | None], ...]:
+    """What FDB records are named by: each link's index, name and master."""
+    return tuple((lk.index, lk.name, lk.master) for lk in nl.links)
 
 
 class LiveHost:
@@ -353,11 +356,15 @@ class LiveHost:
                     elif _only_fdb(kinds):
                         self._read_fdb()
                     elif _fdb_kept(kinds, changes):
-                        # a neighbour, address or route change: the rest of netlink again,
-                        # the FDB kept and patched (an ARP/NDP entry going stale on a big
-                        # host re-dumped 50,000 FDB entries, ~1.3 s, before)
+                        # the rest of netlink again, the FDB kept and patched (an ARP/NDP
+                        # entry going stale or a port's carrier flapping on a big host
+                        # re-dumped 50,000 FDB entries, ~1.3 s, before); re-dumped only
+                        # when a link came, went, was renamed or changed bridge
+                        before = _ports(self._nl)
                         self._read_netlink(keep_fdb=True)
-                        if changes:
+                        if _ports(self._nl) != before:
+                            self._read_fdb()
+                        elif changes:
                             self._patch_fdb(changes)
                     else:
                         self._read_netlink()
